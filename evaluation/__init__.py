@@ -1,0 +1,1 @@
+"""Evaluation for millivid-env: metrics, revisit-consistency protocol, recall wrappers, benchmarks."""

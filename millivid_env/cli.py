@@ -1,0 +1,59 @@
+"""The `millivid` console script: a table of sub-commands, each imported only when it runs.
+
+Every sub-command lives in its own module that defines ``add_arguments(parser)`` and
+``run(args) -> int | None``. Modules are named by string so that ``millivid --help`` and light
+commands stay fast (no torch import) and so that this dispatcher depends on no package statically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Command:
+    """One sub-command: the module implementing it and a one-line summary."""
+
+    module: str
+    summary: str
+
+
+COMMANDS: dict[str, Command] = {
+    "generate": Command("millivid_env.loopcraft.generate_cli", "render a Loopcraft video dataset"),
+    "demo": Command("millivid_env.demo", "render a Loopcraft loop to an mp4 and a PNG montage"),
+    "bench": Command("evaluation.bench.cli", "measure speed (frames/s, FLOP utilisation) side by side"),
+}
+
+
+def _print_overview() -> None:
+    print("usage: millivid <command> [options]\n\ncommands:")
+    width = max(len(name) for name in COMMANDS)
+    for name, command in COMMANDS.items():
+        print(f"  {name:<{width}}  {command.summary}")
+    print("\nRun `millivid <command> --help` for the options of one command.")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `millivid` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        _print_overview()
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"millivid: unknown command {name!r}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name].module)
+    parser = argparse.ArgumentParser(prog=f"millivid {name}", description=COMMANDS[name].summary)
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    result = module.run(args)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
