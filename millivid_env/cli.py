@@ -25,6 +25,12 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "generate": Command("millivid_env.loopcraft.generate_cli", "render a Loopcraft video dataset"),
     "demo": Command("millivid_env.demo", "render a Loopcraft loop to an mp4 and a PNG montage"),
+    "train-autoencoder": Command(
+        "models.training.autoencoder_cli", "train or resume the hierarchical autoencoder"
+    ),
+    "encode": Command("models.encoding", "encode a video dataset into a latent dataset"),
+    "eval-autoencoder": Command("evaluation.autoencoder_eval", "autoencoder PSNR/SSIM/perceptual per level"),
+    "play": Command("agents.play", "play an env with the keyboard in a pygame window"),
     "bench": Command("evaluation.bench.cli", "measure speed (frames/s, FLOP utilisation) side by side"),
 }
 

@@ -1,0 +1,220 @@
+"""Context-causal attention: the pattern that lets the sampler cache the clean context.
+
+The paper's video DiT attends bidirectionally over all tokens of a step (method.md section 3.3).
+Then the hidden states of the clean context tokens depend on the noisy tokens, and every one of the
+``S`` denoising evaluations of a rollout step must recompute the whole sequence although the context
+never changes. Here attention is *context-causal* between the two roles:
+
+* CONTEXT queries attend only to CONTEXT keys (never to noisy tokens);
+* DENOISED queries attend to every key (context and denoised).
+
+By induction over layers, a context token's hidden state, and hence its keys/values, at every layer
+is a function of the context tokens alone (their latents, times, levels, actions and positions),
+which are constant during a rollout step. So the sampler runs the context once per rollout step,
+stores each layer's context keys/values, and every denoising evaluation processes only the denoised
+tokens: their queries attend to ``[cached context K/V ; own K/V]``. With ``Nc`` context and ``Nd``
+denoised tokens an evaluation costs ``O(Nd)`` token-wise work and ``O(Nd (Nc + Nd))`` attention
+instead of ``O(Nc + Nd)`` and ``O((Nc + Nd)^2)`` (``Nc = 256``, ``Nd = 64`` for the CPU millivid
+step: ~5x fewer token-wise FLOPs per evaluation). Training applies the same rule as a boolean mask,
+so the function learnt is exactly the one the cached sampler evaluates (cached == uncached to fp32
+rounding, tested).
+
+What is given up: context features cannot adapt to the tokens being generated. Generated tokens
+still read all context at every layer, which is what conditioning needs; the context acts as an
+encoder of the past (a "prefix-LM" pattern), and its representation no longer has to serve the
+noise level of the current denoising iteration.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.layers import Mlp, modulate
+from models.strategies.core import CONTEXT
+
+
+class Conditioning(NamedTuple):
+    """Per-token adaLN condition stored once per *distinct* condition vector.
+
+    Tokens of a step share few conditions (one time per role, 4 levels, 3 actions), so the
+    ``Linear(D, 6D)`` modulation of every block runs on the ``U`` distinct vectors and is gathered
+    per token, instead of running on all ``N`` tokens (a third of the block FLOPs otherwise).
+
+    Attributes:
+        vectors: ``(U, D)`` distinct condition vectors ``c``.
+        inverse: int64 ``(B, N)`` row of ``vectors`` of every token.
+    """
+
+    vectors: torch.Tensor
+    inverse: torch.Tensor
+
+    def modulation(self, layer: nn.Linear) -> torch.Tensor:
+        """``layer(SiLU(c))`` per token, ``(B, N, layer.out_features)``."""
+        return layer(F.silu(self.vectors))[self.inverse]
+
+
+def attention_mask(role: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
+    """Boolean mask of context-causal attention (True = may attend).
+
+    Args:
+        role: ``(B, N)`` token roles (``CONTEXT`` / ``DENOISED``).
+        pad: optional bool ``(B, N)`` padding tokens; never attended to. A padding query attends
+            only to itself so that no softmax row is empty (its output is ignored).
+
+    Returns:
+        bool ``(B, 1, N, N)`` indexed ``[b, 0, query, key]``.
+    """
+    is_ctx = role == CONTEXT
+    allowed = (~is_ctx).unsqueeze(2) | is_ctx.unsqueeze(1)
+    if pad is not None:
+        real = ~pad
+        allowed = allowed & real.unsqueeze(2) & real.unsqueeze(1)
+        allowed = allowed | torch.eye(role.shape[1], dtype=torch.bool, device=role.device)
+    return allowed.unsqueeze(1)
+
+
+def _layer_norm(dim: int) -> nn.LayerNorm:
+    # No affine parameters: adaLN supplies scale and shift.
+    return nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+
+
+class ContextAttention(nn.Module):
+    """Multi-head self-attention with QK RMSNorm, a boolean mask or a cached key/value prefix.
+
+    Args:
+        dim: model width.
+        heads: number of heads (must divide ``dim``).
+    """
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"width {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        head_dim = dim // heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.q_norm = nn.RMSNorm(head_dim, eps=1e-6)
+        self.k_norm = nn.RMSNorm(head_dim, eps=1e-6)
+        self.proj = nn.Linear(dim, dim)
+
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(B, N, D)`` -> ``q, k, v`` each ``(B, heads, N, D / heads)`` (q, k normalised)."""
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        # Normalise in fp32 (parameter dtype), then back to v's dtype: under bf16 autocast q, k, v are
+        # bf16 and a mismatch would break attention (method.md section 10, item 15).
+        return self.q_norm(q.float()).to(v.dtype), self.k_norm(k.float()).to(v.dtype), v
+
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Attention of ``q (B, H, Nq, hd)`` over ``k, v (B, H, Nk, hd)``, then the output projection.
+
+        Args:
+            q: queries.
+            k: keys.
+            v: values.
+            mask: optional bool ``(B, 1, Nq, Nk)``, True = may attend.
+
+        Returns:
+            ``(B, Nq, D)``.
+        """
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        b, _, n, _ = q.shape
+        return self.proj(out.transpose(1, 2).reshape(b, n, -1))
+
+
+class ContextDiTBlock(nn.Module):
+    """adaLN-Zero DiT block with per-token modulation and context-causal attention.
+
+    ``LN -> modulate -> attention -> gated residual; LN -> modulate -> MLP -> gated residual``; the
+    modulation ``Linear(D, 6D)`` is zero-initialised so the block starts as the identity.
+
+    Args:
+        dim: model width.
+        heads: attention heads.
+        mlp_ratio: MLP hidden width / ``dim``.
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = _layer_norm(dim), _layer_norm(dim)
+        self.attn = ContextAttention(dim, heads)
+        self.mlp = Mlp(dim, mlp_ratio)
+        self.ada = nn.Linear(dim, 6 * dim)
+        nn.init.zeros_(self.ada.weight)
+        nn.init.zeros_(self.ada.bias)
+
+    def _qkv(
+        self, x: torch.Tensor, cond: Conditioning
+    ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        mod = cond.modulation(self.ada).chunk(6, dim=-1)
+        return mod, self.attn.project(modulate(self.norm1(x), mod[0], mod[1]))
+
+    def _finish(self, x: torch.Tensor, attn_out: torch.Tensor, mod: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x = x + mod[2] * attn_out
+        return x + mod[5] * self.mlp(modulate(self.norm2(x), mod[3], mod[4]))
+
+    def forward(self, x: torch.Tensor, cond: Conditioning, mask: torch.Tensor | None) -> torch.Tensor:
+        """All tokens at once (training, uncached sampling).
+
+        Args:
+            x: ``(B, N, D)`` tokens.
+            cond: per-token condition of the ``N`` tokens.
+            mask: bool ``(B, 1, N, N)`` from :func:`attention_mask` (None = full attention).
+
+        Returns:
+            ``(B, N, D)``.
+        """
+        mod, (q, k, v) = self._qkv(x, cond)
+        return self._finish(x, self.attn.attend(q, k, v, mask), mod)
+
+    def forward_context(
+        self, x: torch.Tensor, cond: Conditioning, last: bool = False
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """Context tokens alone (they attend only to each other), keeping their keys and values.
+
+        Args:
+            x: ``(B, Nc, D)`` context tokens.
+            cond: their condition.
+            last: the last block: only the keys/values are needed, the rest is skipped.
+
+        Returns:
+            ``(x_next or None, k, v)`` with ``k, v`` of shape ``(B, heads, Nc, D / heads)``.
+        """
+        mod, (q, k, v) = self._qkv(x, cond)
+        if last:
+            return None, k, v
+        return self._finish(x, self.attn.attend(q, k, v), mod), k, v
+
+    def forward_denoised(
+        self, x: torch.Tensor, cond: Conditioning, keys: torch.Tensor, values: torch.Tensor, length: int
+    ) -> torch.Tensor:
+        """Denoised tokens attending to ``[cached context ; themselves]``.
+
+        Args:
+            x: ``(B, Nd, D)`` denoised tokens.
+            cond: their condition.
+            keys: ``(B, heads, M, D / heads)`` key buffer of this block whose first ``length`` rows are
+                the cached context keys. If ``M == length + Nd`` (room reserved) and no gradient is
+                recorded, the denoised keys are written into the tail in place, which saves copying
+                the context keys at every evaluation; otherwise they are concatenated.
+            values: the matching value buffer.
+            length: number of context tokens ``Nc``.
+
+        Returns:
+            ``(B, Nd, D)``.
+        """
+        mod, (q, k, v) = self._qkv(x, cond)
+        if keys.shape[2] == length + x.shape[1] and not torch.is_grad_enabled():
+            keys[:, :, length:] = k
+            values[:, :, length:] = v
+            k, v = keys, values
+        else:
+            k = torch.cat([keys[:, :, :length].to(k.dtype), k], dim=2)
+            v = torch.cat([values[:, :, :length].to(v.dtype), v], dim=2)
+        return self._finish(x, self.attn.attend(q, k, v), mod)

@@ -1,0 +1,267 @@
+"""Video diffusion transformer over hierarchical tokens (DESIGN section 5, method.md section 3.3).
+
+Tokens: ``Linear(C -> D)`` of the latent + a 3-D sin/cos code of ``(relative frame, h, w)`` (frames
+renumbered from the earliest real token of each sample, h/w level-local; the level is not in the
+code). Per-token adaLN condition ``c = TimeEmbed(t) + LevelEmbed(level) + ActionEmbed(action)``, the
+action embedding replaced by zero for samples flagged unconditional (classifier-free guidance).
+Blocks: adaLN-Zero with context-causal attention (see :mod:`models.diffusion.attention`); output:
+adaLN-modulated LayerNorm and a zero-initialised ``Linear(D -> C)``, a v-prediction per token.
+
+Two ways to run it, equal up to float rounding:
+
+* :meth:`VideoDiT.forward` - every token at once with the boolean attention mask (training);
+* :meth:`VideoDiT.encode_context` once, then :meth:`VideoDiT.forward_denoised` per denoising
+  evaluation (sampling with a cache of the context keys/values).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+from models.diffusion.attention import Conditioning, ContextDiTBlock, attention_mask
+from models.diffusion.config import DIT_SIZES, DiTConfig, dit_config
+from models.diffusion.schedule import CosineSchedule
+from models.layers import TimestepEmbedding, init_linear_xavier, modulate, sincos_embedding
+
+__all__ = ["DIT_SIZES", "ContextCache", "DiTConfig", "VideoDiT", "dit_config"]
+
+
+@dataclass
+class ContextCache:
+    """Keys/values of the context tokens at every block, valid for one rollout step.
+
+    Attributes:
+        keys: per block ``(B, heads, Nc + reserve, D / heads)``; the first ``Nc`` rows are the context
+            keys, the rest is scratch space for the denoised tokens' keys.
+        values: per block, same shape.
+        origin: int64 ``(B,)`` frame subtracted to make frames relative (shared with the denoised
+            tokens of the same step).
+        length: number of context tokens ``Nc``.
+    """
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    origin: torch.Tensor
+    length: int
+
+
+class VideoDiT(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="millivid-env",
+    tags=["millivid", "video-diffusion", "world-model"],
+    license="mit",
+):
+    """Video DiT with per-token adaLN and context-causal attention; predicts v.
+
+    Args:
+        config: the architecture (a :class:`DiTConfig` or its dict from ``config.json``).
+    """
+
+    def __init__(self, config: DiTConfig | dict) -> None:
+        super().__init__()
+        if isinstance(config, dict):  # as read back from config.json
+            config = DiTConfig(**config)
+        self.config = config
+        d, c = config.width, config.latent_channels
+        self.in_proj = nn.Linear(c, d)  # PyTorch default init, as the paper's input projection
+        self.time_embed = TimestepEmbedding(d)  # weights N(0, 0.02)
+        self.level_embed = nn.Embedding(config.num_levels, d)
+        self.action_embed = nn.Embedding(config.num_actions, d)
+        self.blocks = nn.ModuleList(
+            ContextDiTBlock(d, config.heads, config.mlp_ratio) for _ in range(config.depth)
+        )
+        init_linear_xavier(self.blocks)  # leaves the zero-initialised adaLN projections at zero
+        self.head_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.head_ada = nn.Linear(d, 2 * d)
+        self.head = nn.Linear(d, c)
+        for layer in (self.head_ada, self.head):  # zero output at init: v_hat = 0
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    @property
+    def schedule(self) -> CosineSchedule:
+        """The noise schedule the model is trained with."""
+        return CosineSchedule(shift=self.config.schedule_shift)
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the parameters."""
+        return self.in_proj.weight.device
+
+    # ------------------------------------------------------------------ inputs
+    @staticmethod
+    def frame_origin(index: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
+        """Earliest frame of the real tokens of each sample, int64 ``(B,)``."""
+        frames = index[..., 0]
+        if pad is not None:
+            frames = frames.masked_fill(pad, torch.iinfo(frames.dtype).max)
+        return frames.min(dim=1).values
+
+    def embed(self, x: torch.Tensor, index: torch.Tensor, origin: torch.Tensor) -> torch.Tensor:
+        """Token features ``(B, N, D)`` from latents ``(B, N, C)`` and index ``(B, N, 4)``."""
+        coords = torch.stack([index[..., 0] - origin[:, None], index[..., 2], index[..., 3]], dim=-1)
+        pos = sincos_embedding(coords, self.config.width)
+        return self.in_proj(x) + pos.to(x.dtype)
+
+    def condition(
+        self, t: torch.Tensor, level: torch.Tensor, action: torch.Tensor, uncond: torch.Tensor | None
+    ) -> Conditioning:
+        """Per-token condition ``c``, computed once per distinct ``(t, level, action)``.
+
+        Args:
+            t: float ``(B, N)`` noise times.
+            level: int64 ``(B, N)`` levels.
+            action: int64 ``(B, N)`` action ids.
+            uncond: optional bool ``(B,)``: True zeroes the action embedding of the whole sample.
+
+        Returns:
+            The :class:`~models.diffusion.attention.Conditioning` of the ``(B, N)`` tokens.
+        """
+        if uncond is not None:
+            action = action.masked_fill(uncond[:, None], -1)  # -1: no action embedding
+        key = torch.stack([t.double(), level.double(), action.double()], dim=-1).flatten(0, 1)
+        unique, inverse = torch.unique(key, dim=0, return_inverse=True)
+        act = unique[:, 2].long()
+        has_action = (act >= 0).unsqueeze(-1)
+        vectors = (
+            self.time_embed(unique[:, 0].float())
+            + self.level_embed(unique[:, 1].long())
+            + self.action_embed(act.clamp(min=0)) * has_action
+        )
+        return Conditioning(vectors, inverse.view(t.shape))
+
+    def _output(self, h: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        shift, scale = cond.modulation(self.head_ada).chunk(2, dim=-1)
+        return self.head(modulate(self.head_norm(h), shift, scale)).float()
+
+    # ------------------------------------------------------------------ passes
+    def forward(
+        self,
+        x: torch.Tensor,
+        index: torch.Tensor,
+        t: torch.Tensor,
+        action: torch.Tensor,
+        role: torch.Tensor,
+        uncond: torch.Tensor | None = None,
+        pad: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Predict v for every token, all tokens at once (context-causal mask).
+
+        Args:
+            x: ``(B, N, C)`` noisy latents ``x_t``.
+            index: int64 ``(B, N, 4)`` ``frame, level, h, w`` (absolute or relative frames).
+            t: float ``(B, N)`` per-token noise time.
+            action: int64 ``(B, N)`` action id of each token's frame.
+            role: ``(B, N)`` ``CONTEXT`` / ``DENOISED``.
+            uncond: optional bool ``(B,)`` samples without action conditioning.
+            pad: optional bool ``(B, N)`` padding tokens (their outputs are meaningless).
+
+        Returns:
+            float32 ``(B, N, C)`` v predictions.
+        """
+        level = index[..., 1]
+        if pad is not None:
+            # Padding may carry any values: keep lookups in range and values finite (a masked NaN
+            # value would still poison attention, since 0 * NaN = NaN).
+            level, action = level.masked_fill(pad, 0), action.masked_fill(pad, 0)
+            x, t = x.masked_fill(pad.unsqueeze(-1), 0.0), t.masked_fill(pad, 0.0)
+        cond = self.condition(t, level, action, uncond)
+        h = self.embed(x, index, self.frame_origin(index, pad))
+        mask = attention_mask(role, pad)
+        for block in self.blocks:
+            h = block(h, cond, mask)
+        return self._output(h, cond)
+
+    def encode_context(
+        self,
+        x: torch.Tensor,
+        index: torch.Tensor,
+        t: torch.Tensor,
+        action: torch.Tensor,
+        origin: torch.Tensor,
+        uncond: torch.Tensor | None = None,
+        reserve: int = 0,
+    ) -> ContextCache:
+        """Run the context tokens alone and keep every block's keys/values.
+
+        Args:
+            x: ``(B, Nc, C)`` context latents as the model sees them (``x_t`` at the context time).
+            index: int64 ``(B, Nc, 4)``.
+            t: float ``(B, Nc)`` context times.
+            action: int64 ``(B, Nc)``.
+            origin: int64 ``(B,)`` frame origin of the *whole* step (see :meth:`frame_origin`).
+            uncond: optional bool ``(B,)``.
+            reserve: number of denoised tokens ``Nd`` to leave room for in the key/value buffers.
+
+        Returns:
+            The cache for :meth:`forward_denoised`.
+        """
+        cond = self.condition(t, index[..., 1], action, uncond)
+        h = self.embed(x, index, origin)
+        keys, values = [], []
+        n = x.shape[1]
+        for i, block in enumerate(self.blocks):
+            h, k, v = block.forward_context(h, cond, last=i == len(self.blocks) - 1)
+            if reserve:
+                k_buf, v_buf = (
+                    k.new_empty(*k.shape[:2], n + reserve, k.shape[3]),
+                    v.new_empty(*v.shape[:2], n + reserve, v.shape[3]),
+                )
+                k_buf[:, :, :n], v_buf[:, :, :n] = k, v
+                k, v = k_buf, v_buf
+            keys.append(k)
+            values.append(v)
+        return ContextCache(keys, values, origin, n)
+
+    def forward_denoised(
+        self,
+        x: torch.Tensor,
+        index: torch.Tensor,
+        t: torch.Tensor,
+        action: torch.Tensor,
+        cache: ContextCache,
+        uncond: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Predict v for the denoised tokens of a step whose context is in ``cache``.
+
+        Args:
+            x: ``(B, Nd, C)`` noisy latents of the denoised tokens.
+            index: int64 ``(B, Nd, 4)``.
+            t: float ``(B, Nd)`` noise times.
+            action: int64 ``(B, Nd)``.
+            cache: from :meth:`encode_context` on the same step (same batch size).
+            uncond: optional bool ``(B,)``, as given to :meth:`encode_context`.
+
+        Returns:
+            float32 ``(B, Nd, C)`` v predictions.
+        """
+        cond = self.condition(t, index[..., 1], action, uncond)
+        h = self.embed(x, index, cache.origin)
+        for block, k, v in zip(self.blocks, cache.keys, cache.values, strict=True):
+            h = block.forward_denoised(h, cond, k, v, cache.length)
+        return self._output(h, cond)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str,
+        *,
+        map_location: str = "cpu",
+        revision: str | None = None,
+        **_: object,
+    ) -> VideoDiT:
+        """Load from a bundled name, a local directory or a Hub repo id (strict, safetensors only).
+
+        Raises:
+            models.checkpoints.CheckpointError: unknown name, or config and weights that do not match.
+        """
+        from models.checkpoints import WEIGHTS_NAME, load_weights, read_config, resolve_checkpoint
+
+        directory = resolve_checkpoint(pretrained_model_name_or_path, revision=revision)
+        model = load_weights(cls(read_config(directory, DiTConfig)), directory / WEIGHTS_NAME)
+        return model.to(map_location).eval()

@@ -1,0 +1,170 @@
+"""Deterministic DDIM-style sampler over ``(x_hat, eps_hat)`` with a cached context (method.md 3.6).
+
+For one rollout step (a token set whose CONTEXT tokens are clean and whose DENOISED tokens are to be
+generated): ``x_hat`` starts at the clean context and at zero for the denoised tokens, ``eps_hat`` is
+fresh ``N(0, I)`` for every token, drawn from the given ``torch.Generator``. At each
+``t_k in linspace(1, 0, steps)`` the denoised tokens are ``x_t = alpha(t_k) x_hat + sigma(t_k)
+eps_hat``, the model predicts v, and ``(x_hat, eps_hat)`` of the denoised tokens only are replaced by
+the estimates from v; the context is never modified. The last evaluation is at ``t = 0`` and its
+``x_hat`` is the result.
+
+The context enters at time ``context_t`` (0: as in training without augmentation) with its own
+``eps_hat``, so it is constant over the step: with ``use_cache`` it is encoded once and every
+evaluation runs only the denoised tokens (see :mod:`models.diffusion.attention`). Classifier-free
+guidance (``guidance_scale != 1``) runs a second, unconditional branch in the same batch: context
+re-noised at ``t = 1`` with the same ``eps_hat``, no action embedding; ``v = v_u + s (v_c - v_u)``.
+Its context is cached as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from models.diffusion.batch import TokenBatch
+from models.diffusion.dit import VideoDiT
+
+
+def _noise(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    # Drawn on the generator's own device, so one CPU generator gives the same noise on any device.
+    source = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=source, dtype=torch.float32).to(device)
+
+
+def _autocast(device: torch.device, enabled: bool | None) -> contextlib.AbstractContextManager:
+    if enabled is None:
+        enabled = device.type == "cuda"
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _structure(batch: TokenBatch, model: VideoDiT) -> tuple[torch.Tensor, torch.Tensor]:
+    """Context and denoised positions, shared by all samples of the batch (int64 ``(Nc,)``, ``(Nd,)``)."""
+    cfg = model.config
+    batch.validate(cfg.latent_channels, cfg.num_levels, cfg.num_actions)
+    if batch.pad is not None and bool(batch.pad.any()):
+        raise ValueError("sample() does not take padding: pass the tokens of one step without padding")
+    role = batch.role
+    if not bool((role == role[:1]).all()):
+        raise ValueError(
+            "sample() needs the same token structure (roles) in every sample of the batch; "
+            "sample steps of different layouts in separate calls"
+        )
+    denoised = batch.denoised[0]
+    if not bool(denoised.any()):
+        raise ValueError("the token set has no DENOISED token: nothing to sample")
+    return torch.nonzero(~denoised).squeeze(1), torch.nonzero(denoised).squeeze(1)
+
+
+@torch.no_grad()
+def sample(
+    model: VideoDiT,
+    batch: TokenBatch,
+    *,
+    steps: int = 8,
+    guidance_scale: float = 1.0,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+    context_t: float = 0.0,
+    autocast: bool | None = None,
+) -> torch.Tensor:
+    """Generate the DENOISED tokens of a batch of token sets with the same structure.
+
+    Args:
+        model: the diffusion model (put in eval mode by the caller; it has no dropout).
+        batch: ``B`` token sets sharing roles (and so token count); ``x`` holds the clean context,
+            the values at DENOISED positions are ignored; no padding.
+        steps: model evaluations (``t = linspace(1, 0, steps)``); paper 50, CPU 8-16.
+        guidance_scale: classifier-free guidance scale; 1.0 skips the unconditional branch.
+        generator: source of all noise; same seed => bit-identical output on CPU.
+        use_cache: encode the context once per call (True) or run all tokens at every evaluation.
+        context_t: noise time of the context tokens (0 = clean; a model trained with context noise
+            augmentation may be sampled at a small positive value).
+        autocast: bf16 autocast; None = on for CUDA, off (fp32) on CPU.
+
+    Returns:
+        float32 ``(B, N, C)``: ``batch.x`` with the DENOISED tokens replaced by samples (the context
+        positions are a bit-exact copy of the input).
+
+    Raises:
+        ValueError: invalid batch (see :meth:`TokenBatch.validate`), padding, mixed structures.
+        FloatingPointError: the model produced NaN/inf.
+    """
+    ctx, den = _structure(batch, model)
+    device, schedule = model.device, model.schedule
+    batch = batch.to(device)
+    b, n, c = batch.x.shape
+    eps = _noise((b, n, c), generator, device)
+    guided = guidance_scale != 1.0
+    reps = 2 if guided else 1
+
+    def tile(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.repeat(reps, *([1] * (tensor.ndim - 1)))
+
+    index, action = tile(batch.index), tile(batch.action)
+    origin = model.frame_origin(index)
+    uncond = torch.arange(reps * b, device=device) >= b  # second half = unconditional branch
+    # Context input: conditional branch at context_t; unconditional branch re-noised at t = 1.
+    t_ctx = torch.where(uncond, 1.0, float(context_t))[:, None].expand(-1, ctx.numel())
+    x_ctx = schedule.add_noise(tile(batch.x[:, ctx].float()), tile(eps[:, ctx]), t_ctx)
+    x_hat = torch.zeros(b, den.numel(), c, device=device)
+    eps_hat = eps[:, den]
+    times = schedule.timesteps(steps)
+    finite = []
+    with _autocast(device, autocast):
+        cache = None
+        if use_cache and ctx.numel():
+            cache = model.encode_context(
+                x_ctx, index[:, ctx], t_ctx, action[:, ctx], origin, uncond, reserve=den.numel()
+            )
+        for t_k in times.tolist():
+            t_den = torch.full((b, den.numel()), t_k, device=device)
+            x_t = schedule.add_noise(x_hat, eps_hat, t_den)
+            if cache is not None:
+                v = model.forward_denoised(
+                    tile(x_t), index[:, den], tile(t_den), action[:, den], cache, uncond
+                )
+            else:
+                v = _full_forward(model, batch, tile(x_t), x_ctx, tile(t_den), t_ctx, ctx, den, uncond)
+            if guided:
+                v_cond, v_uncond = v.float().chunk(2)
+                v = v_uncond + guidance_scale * (v_cond - v_uncond)
+            finite.append(torch.isfinite(v).all())
+            x_hat, eps_hat = schedule.x_eps_from_v(x_t, v.float(), t_den)
+    ok = torch.stack(finite)
+    if not bool(ok.all()):
+        k = int(torch.nonzero(~ok)[0])
+        raise FloatingPointError(
+            f"sampling produced NaN/inf in the model output at evaluation {k + 1}/{steps} "
+            f"(t = {float(times[k]):.3f}). The checkpoint weights may be corrupted or diverged (reload it "
+            "and check the training log); on a GPU, retry with autocast=False to rule out bf16 overflow"
+        )
+    out = batch.x.float().clone()
+    out[:, den] = x_hat
+    return out
+
+
+def _full_forward(
+    model: VideoDiT,
+    batch: TokenBatch,
+    x_den: torch.Tensor,
+    x_ctx: torch.Tensor,
+    t_den: torch.Tensor,
+    t_ctx: torch.Tensor,
+    ctx: torch.Tensor,
+    den: torch.Tensor,
+    uncond: torch.Tensor,
+) -> torch.Tensor:
+    """Uncached evaluation: all tokens through the masked forward; v of the denoised tokens."""
+    reps = x_den.shape[0] // batch.x.shape[0]
+    b2, n, c = x_den.shape[0], batch.x.shape[1], batch.x.shape[2]
+    x = x_den.new_empty(b2, n, c)
+    t = t_den.new_empty(b2, n)
+    x[:, ctx], x[:, den] = x_ctx, x_den
+    t[:, ctx], t[:, den] = t_ctx, t_den
+    index, action, role = (
+        tensor.repeat(reps, *([1] * (tensor.ndim - 1))) for tensor in (batch.index, batch.action, batch.role)
+    )
+    return model(x, index, t, action, role, uncond=uncond)[:, den]

@@ -1,0 +1,1 @@
+"""Training loops (autoencoder; later the video diffusion model) and their shared machinery."""

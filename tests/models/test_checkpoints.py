@@ -1,0 +1,98 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.autoencoder import HierarchicalAutoencoder, size_config
+from models.checkpoints import CheckpointError, bundled_names, load_autoencoder, save_checkpoint
+
+from .conftest import synthetic_frames
+
+
+@pytest.fixture()
+def saved(tmp_path: Path) -> tuple[HierarchicalAutoencoder, Path]:
+    model = HierarchicalAutoencoder(size_config("tiny", refine_channels=4)).eval()
+    for param in model.parameters():  # no zero-initialised layers: outputs depend on every weight
+        torch.nn.init.normal_(param, std=0.05)
+    return model, save_checkpoint(model, tmp_path / "ckpt", model_card="# test card\n")
+
+
+def test_round_trip_is_bit_identical(saved):
+    model, path = saved
+    assert sorted(p.name for p in path.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    loaded = load_autoencoder(path)
+    frames = synthetic_frames(2)
+    assert loaded.config == model.config
+    assert torch.equal(loaded.reconstruct(frames), model.reconstruct(frames))
+    again = HierarchicalAutoencoder.from_pretrained(str(path))  # the mixin entry point, same checks
+    assert torch.equal(again.encode(frames), model.encode(frames))
+
+
+def test_save_is_atomic(saved, monkeypatch):
+    model, path = saved
+    before = (path / "model.safetensors").read_bytes()
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(HierarchicalAutoencoder, "save_pretrained", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_checkpoint(model, path)
+    # The old checkpoint is untouched and no temporary directory is left that could pass as valid.
+    assert (path / "model.safetensors").read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == ["ckpt"]
+    with pytest.raises(RuntimeError):
+        save_checkpoint(model, path.parent / "new")
+    assert not (path.parent / "new").exists()
+
+
+def test_corrupted_weights_name_the_file(saved):
+    _, path = saved
+    weights = path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="model.safetensors.*corrupted"):
+        load_autoencoder(path)
+
+
+def test_config_mismatch_names_the_file(saved):
+    _, path = saved
+    config = json.loads((path / "config.json").read_text())
+    config["width"] = 64
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"model.safetensors does not match the config.*wrong shape"):
+        load_autoencoder(path)
+    config["width"], config["refine_channels"] = 32, 0
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="unexpected"):
+        load_autoencoder(path)
+    (path / "config.json").write_text('{"widht": 3}')
+    with pytest.raises(CheckpointError, match="config.json"):
+        load_autoencoder(path)
+
+
+def test_unknown_name_lists_bundled_names():
+    with pytest.raises(CheckpointError, match="Bundled checkpoints") as info:
+        load_autoencoder("no-such-checkpoint")
+    for name in bundled_names():
+        assert name in str(info.value)
+
+
+def test_offline_repo_id_explains_local_directory(tmp_path):
+    code = (
+        "from models.checkpoints import load_autoencoder, CheckpointError\n"
+        "try:\n    load_autoencoder('nobody-xyz/not-a-model')\n"
+        "except CheckpointError as e:\n    print(e)\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert "HF_HUB_OFFLINE" in out.stdout and "local directory" in out.stdout, out.stderr
+
+
+def test_bundled_checkpoints_load_offline():
+    for name in bundled_names():
+        model = load_autoencoder(name)
+        assert model.reconstruct(synthetic_frames(1)).shape == (1, 3, 64, 64)

@@ -1,0 +1,152 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from models.training.autoencoder import TrainConfig, train
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tiny_config(data: Path, out: Path, steps: int, **kw) -> TrainConfig:
+    options = dict(
+        size="tiny",
+        batch_size=4,
+        steps=steps,
+        warmup_steps=2,
+        perceptual_weight=0.0,
+        eval_every=2,
+        eval_frames=4,
+        log_every=1,
+        device="cpu",
+    )
+    options.update(kw)
+    return TrainConfig(data=str(data), out=str(out), **options)
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "checkpoint" / "model" / "model.safetensors"))
+
+
+def test_resume_is_exact(tiny_dataset: Path, tmp_path: Path):
+    result = train(
+        tiny_config(tiny_dataset, tmp_path / "straight", 4, perceptual_weight=0.05, perceptual_samples=2)
+    )
+    assert set(result) == {"psnr_l0", "psnr_l1", "psnr_l2", "psnr_l3"}
+    train(tiny_config(tiny_dataset, tmp_path / "resumed", 2, perceptual_weight=0.05, perceptual_samples=2))
+    assert json.loads((tmp_path / "resumed" / "checkpoint" / "trainer.json").read_text())["step"] == 2
+    train(tiny_config(tiny_dataset, tmp_path / "resumed", 4, perceptual_weight=0.05, perceptual_samples=2))
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = (tmp_path / "resumed" / "log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4"]  # no duplicated steps
+    # The model inside the run state is a regular checkpoint.
+    from models.checkpoints import load_autoencoder
+
+    assert load_autoencoder(tmp_path / "resumed" / "checkpoint" / "model").config.width == 32
+
+
+def test_resume_refuses_another_architecture(tiny_dataset: Path, tmp_path: Path):
+    train(tiny_config(tiny_dataset, tmp_path / "run", 1))
+    with pytest.raises(ValueError, match="another architecture"):
+        train(tiny_config(tiny_dataset, tmp_path / "run", 2, variant="cascaded"))
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+
+
+def test_sigterm_saves_a_checkpoint(tiny_dataset: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "millivid_env.cli",
+        "train-autoencoder",
+        "--data",
+        str(tiny_dataset),
+        "--out",
+        str(run),
+        "--size",
+        "tiny",
+        "--batch-size",
+        "2",
+        "--steps",
+        "100000",
+        "--perceptual-weight",
+        "0",
+        "--log-every",
+        "1",
+        "--eval-every",
+        "100000",
+        "--threads",
+        "1",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    deadline = time.monotonic() + 60
+    while not (run / "log.csv").is_file() or len((run / "log.csv").read_text().splitlines()) < 3:
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0, proc.communicate()
+    step = json.loads((run / "checkpoint" / "trainer.json").read_text())["step"]
+    assert step >= 2
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+
+
+def test_torchrun_ddp_two_processes_and_resume(tiny_dataset: Path, tmp_path: Path):
+    run = tmp_path / "ddp"
+    base = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "models.training.autoencoder_cli",
+        "--data",
+        str(tiny_dataset),
+        "--out",
+        str(run),
+        "--size",
+        "tiny",
+        "--batch-size",
+        "2",
+        "--perceptual-weight",
+        "0",
+        "--eval-every",
+        "3",
+        "--eval-frames",
+        "4",
+        "--log-every",
+        "1",
+        "--threads",
+        "1",
+        "--warmup-steps",
+        "1",
+    ]
+    for steps in ("3", "5"):
+        out = subprocess.run(
+            base + ["--steps", steps], capture_output=True, text=True, env=_env(), timeout=180
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+    state = json.loads((run / "checkpoint" / "trainer.json").read_text())
+    assert state["step"] == 5
+    rows = (run / "log.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[0] for r in rows] == ["1", "2", "3", "4", "5"]
+    assert rows[-1].split(",")[2] == str(5 * 2 * 2)  # frames seen count both processes
+
+
+def test_all_levels_mode_trains(tiny_dataset: Path, tmp_path: Path):
+    result = train(tiny_config(tiny_dataset, tmp_path / "all", 2, all_levels=True, variant="cascaded"))
+    assert len(result) == 4
+    row = (tmp_path / "all" / "log.csv").read_text().splitlines()[-1].split(",")
+    assert row[0] == "2" and row[2] == "8"  # frames count encoded frames, not decodes

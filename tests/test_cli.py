@@ -1,0 +1,114 @@
+"""The `millivid` console script: overview, generate, demo and bench sub-commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v2 as imageio
+import pytest
+
+from evaluation.bench import cli as bench_cli
+from evaluation.bench import registry
+from millivid_env.cli import COMMANDS, main
+from millivid_env.loopcraft.dataset import open_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--frames", "9", "--resolution", "64", "--world-size", "48", "32", "48", "--no-progress"]
+
+
+def test_help_lists_the_commands() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "millivid_env.cli", "--help"], capture_output=True, text=True, cwd=REPO
+    )
+    assert result.returncode == 0
+    for name in ("generate", "demo", "bench"):
+        assert name in COMMANDS and f"  {name}" in result.stdout
+
+
+def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["nope"]) == 2
+    assert "valid commands" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("resolution", ["30", "0", "-16"])
+def test_generate_rejects_a_bad_resolution(
+    resolution: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "data"
+    args = ["generate", "--split", "train", "--videos", "1", "--resolution", resolution, "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "resolution must be a positive multiple of 8" in err and resolution in err
+    assert not out.exists()  # nothing written
+
+
+def test_generate_writes_resumes_and_refuses_other_configs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "data"
+    base = ["generate", "--split", "train", "--videos", "2", "--out", str(out), *TINY]
+    assert main(base) == 0
+    assert "generated 2" in capsys.readouterr().out
+    assert len(open_dataset(out)) == 2
+    assert main(base) == 0
+    assert "generated 0, already finished 2" in capsys.readouterr().out
+    assert main([*base, "--seed", "9"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing" in err and "seed: 0 vs 9" in err
+
+
+def test_generate_shard_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "data"
+    args = ["generate", "--split", "test", "--videos", "3", "--out", str(out), *TINY, "--context", "3"]
+    assert main([*args, "--worker-id", "1", "--num-workers", "2"]) == 0
+    assert "shard 1 of 2" in capsys.readouterr().out
+    with pytest.warns(UserWarning, match="incomplete"):
+        assert open_dataset(out).indices == [1]
+    assert main([*args, "--worker-id", "2", "--num-workers", "2"]) == 2
+    assert "worker_id" in capsys.readouterr().err
+
+
+def test_demo_writes_an_mp4_and_a_montage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path), "--frames", "24"]) == 0
+    printed = capsys.readouterr().out
+    video, montage = tmp_path / "demo.mp4", tmp_path / "montage.png"
+    assert str(video) in printed and str(montage) in printed
+    with imageio.get_reader(video) as reader:
+        frames = [frame for frame in reader]
+    assert len(frames) == 24 and frames[0].shape == (256, 256, 3)
+    grid = imageio.imread(montage)
+    assert grid.ndim == 3 and grid.shape[0] > 128 and grid.shape[1] > 128
+
+
+def test_bench_runs_registered_entries_and_writes_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The real entries take tens of seconds; a fake one checks the harness (numbers are never asserted).
+    monkeypatch.setitem(registry.BENCHMARKS, "fake", registry.Entry(f"{__name__}:_fake_bench", "fake"))
+    path = tmp_path / "bench.json"
+    assert main(["bench", "--only", "fake", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "machine:" in out and "fake" in out and "1,234" in out and ">= 1000  ok" in out
+    document = json.loads(path.read_text())
+    assert document["results"]["fake"]["speed"]["value"] == 1234.0
+    assert {"cpu", "logical_cores", "numba", "torch"} <= set(document["machine"])
+
+
+def _fake_bench() -> registry.Results:
+    return {"speed": registry.result(1234.0, "frames/s", at_least=1000)}
+
+
+def test_bench_lists_and_rejects_unknown_names(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--list"]) == 0
+    listed = capsys.readouterr().out
+    assert "renderer" in listed and "generate" in listed
+    assert main(["bench", "--only", "nope"]) == 2
+    assert "valid:" in capsys.readouterr().err
+
+
+def test_bench_table_marks_missed_targets() -> None:
+    table = bench_cli.format_table({"x": {"slow": registry.result(5.0, "s", at_most=2.0)}})
+    assert "MISSED" in table and "<= 2" in table
