@@ -92,6 +92,10 @@ def sample(
         ValueError: invalid batch (see :meth:`TokenBatch.validate`), padding, mixed structures.
         FloatingPointError: the model produced NaN/inf.
     """
+    if not 0.0 <= context_t <= 1.0:
+        raise ValueError(f"context_t must lie in [0, 1] (0 = clean context), got {context_t}")
+    if not torch.isfinite(torch.tensor(guidance_scale)):
+        raise ValueError(f"guidance_scale must be finite, got {guidance_scale}")
     ctx, den = _structure(batch, model)
     device, schedule = model.device, model.schedule
     batch = batch.to(device)

@@ -20,6 +20,17 @@ from models.diffusion import (
 from models.strategies import CONTEXT, DENOISED
 from models.tokens import get_layout
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny tensors: a second OpenMP thread costs more than it saves, and on a shared, loaded 2-core
+    # machine a parallel region waits for a descheduled thread (measured: 30x slower sampling).
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 LAYOUT = get_layout("loopcraft-64")
 # A small streaming-like step: packed past as context, the next frame's levels 1..3 denoised.
 CELLS = [(10, 3, CONTEXT), (11, 3, CONTEXT), (12, 2, CONTEXT), (13, 1, CONTEXT), (14, 0, CONTEXT)] + [

@@ -18,6 +18,17 @@ from models.diffusion import (
 from models.strategies import CONTEXT, DENOISED
 from models.tokens import get_layout
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny tensors: a second OpenMP thread costs more than it saves, and on a shared, loaded 2-core
+    # machine a parallel region waits for a descheduled thread (measured: 30x slower sampling).
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 LAYOUT = get_layout("loopcraft-64")
 CELLS = [(4, 3, CONTEXT), (5, 2, CONTEXT), (6, 1, CONTEXT), (7, 1, DENOISED), (7, 2, CONTEXT)]
 
@@ -59,6 +70,15 @@ def test_determinism_and_context_untouched():
     assert not torch.allclose(a[den], c[den])
     assert torch.equal(a[~den], batch.x[~den])  # context: bit-exact copy
     assert torch.isfinite(a).all() and not torch.allclose(a[den], batch.x[den])
+
+
+def test_context_noise_level_at_sampling():
+    model, batch = perturbed_model(), make_batch()
+    den = batch.role == DENOISED
+    clean = sample(model, batch, steps=3, generator=gen(0))
+    noised = sample(model, batch, steps=3, generator=gen(0), context_t=0.2)
+    assert not torch.allclose(clean[den], noised[den])
+    assert torch.equal(noised[~den], batch.x[~den])  # the noised copy is only the model's input
 
 
 def test_denoised_input_values_are_ignored():
@@ -111,6 +131,8 @@ def test_bad_inputs():
         sample(model, mixed, steps=2)
     with pytest.raises(ValueError, match="action ids"):
         sample(model, TokenBatch(batch.x, batch.index, batch.action - 1, batch.role), steps=2)
+    with pytest.raises(ValueError, match="context_t"):
+        sample(model, batch, steps=2, context_t=1.5)
     no_den = TokenBatch(batch.x, batch.index, batch.action, torch.full_like(batch.role, CONTEXT))
     with pytest.raises(ValueError, match="no DENOISED"):
         sample(model, no_den, steps=2)
