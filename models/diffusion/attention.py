@@ -16,11 +16,11 @@ tokens: their queries attend to ``[cached context K/V ; own K/V]``. With ``Nc`` 
 denoised tokens an evaluation costs ``O(Nd)`` token-wise work and ``O(Nd (Nc + Nd))`` attention
 instead of ``O(Nc + Nd)`` and ``O((Nc + Nd)^2)``. For the CPU millivid step (``Nc = 256``,
 ``Nd = 64``, ``cpu`` size, 8 evaluations) one rollout step costs 6.7 instead of 23.6 GFLOP (3.5x);
-measured on the shared 2-core development CPU (one thread) it ran 2-2.5x faster at batch 1 (small
-matmuls are less efficient) and ~3.5x faster at batch 8. Training applies the same rule as a
-boolean mask, so the function learnt is exactly the one the cached sampler evaluates (cached ==
-uncached to fp32 rounding, tested); the mask itself costs no measurable time against unmasked
-attention.
+measured on the shared 2-core development CPU (one thread, several runs) it ran ~2x faster at
+batch 1 (64-row matmuls run at about half the efficiency of 320-row ones) and ~3x at batch 8.
+Training applies the same rule as a boolean mask, so the function learnt is exactly the one the
+cached sampler evaluates (cached == uncached to fp32 rounding, tested); the mask itself costs no
+measurable time against unmasked attention.
 
 What is given up: context features cannot adapt to the tokens being generated. Generated tokens
 still read all context at every layer, which is what conditioning needs; the context acts as an
