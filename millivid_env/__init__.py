@@ -7,11 +7,21 @@ when a model-backed environment is actually made.
     >>> import gymnasium as gym
     >>> import millivid_env
     >>> env = gym.make("Loopcraft-v0", render_mode="rgb_array")
+
+It also asks MKL (torch's CPU BLAS) for strict conditional numerical reproducibility unless
+``MKL_CBWR`` is already set: MKL otherwise computes a matrix product with few rows with other kernels
+than one with many, so a world-model stream would get last-bit different frames alone than inside a
+batched vector env. MKL reads the variable at its first use, so import this package before torch
+computes anything (set ``MKL_CBWR=AUTO`` to opt out).
 """
 
 from __future__ import annotations
 
-from millivid_env.registration import register_envs
+import os
+
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
+from millivid_env.registration import register_envs  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "register_envs"]

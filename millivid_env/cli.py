@@ -29,6 +29,12 @@ COMMANDS: dict[str, Command] = {
         "models.training.autoencoder_cli", "train or resume the hierarchical autoencoder"
     ),
     "encode": Command("models.encoding", "encode a video dataset into a latent dataset"),
+    "train-diffusion": Command(
+        "models.training.diffusion_cli", "train or resume the video diffusion model on a latent dataset"
+    ),
+    "rollout": Command(
+        "evaluation.rollout_cli", "open-loop rollout of a video, side by side with ground truth"
+    ),
     "eval-autoencoder": Command("evaluation.autoencoder_eval", "autoencoder PSNR/SSIM/perceptual per level"),
     "play": Command("agents.play", "play an env with the keyboard in a pygame window"),
     "bench": Command("evaluation.bench.cli", "measure speed (frames/s, FLOP utilisation) side by side"),

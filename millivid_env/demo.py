@@ -1,7 +1,10 @@
-"""`millivid demo`: show a Loopcraft test loop as an mp4 and a PNG montage.
+"""`millivid demo`: show a Loopcraft test loop, and the world model imagining it, as an mp4 and a PNG.
 
-For now the demo shows ground truth: test video 0 of ``millivid generate --split test --seed S``
-(a walk chosen to come back to what its first quarter showed). Later it will show the model.
+The loop is test video 0 of ``millivid generate --split test --seed S`` (a walk chosen to come back to
+what its first quarter showed). When a world model is available (the bundled ``loopcraft-64`` +
+``loopcraft-64-millivid`` checkpoints, or ``--autoencoder`` / ``--checkpoint``), the demo rolls the
+loop out with it and writes ground truth | model side by side (`millivid_env.demo_model`); without
+one it writes the ground-truth loop alone, with a note saying why.
 """
 
 from __future__ import annotations
@@ -33,6 +36,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the world and walk (default 0)")
     parser.add_argument("--frames", type=int, default=256, help="frames of the loop (default 256)")
     parser.add_argument("--resolution", type=int, default=64, help="frame side, a multiple of 8 (default 64)")
+    parser.add_argument("--autoencoder", help="autoencoder checkpoint (default: the bundled loopcraft-64)")
+    parser.add_argument(
+        "--checkpoint", help="diffusion checkpoint (default: the bundled loopcraft-64-millivid)"
+    )
+    parser.add_argument(
+        "--sampling-steps", type=int, default=8, help="sampler steps per sub-step (default 8)"
+    )
+    parser.add_argument("--device", default="auto", help="torch device of the model (default auto)")
+    parser.add_argument("--ground-truth-only", action="store_true", help="skip the model even if available")
+
+
+def model_checkpoints(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The (autoencoder, diffusion) checkpoints of the model mode, or None (with the reason printed)."""
+    from millivid_env.world_model_env import DEFAULT_AUTOENCODER, DEFAULT_CHECKPOINT
+    from models.checkpoints import bundled_names
+
+    if args.ground_truth_only:
+        return None
+    autoencoder = args.autoencoder or DEFAULT_AUTOENCODER
+    checkpoint = args.checkpoint or DEFAULT_CHECKPOINT
+    missing = [
+        name for name, given in ((autoencoder, args.autoencoder), (checkpoint, args.checkpoint))
+        if given is None and name not in bundled_names()
+    ]  # fmt: skip
+    if missing:
+        print(
+            f"note: the bundled world model ({', '.join(missing)}) is not part of this install yet, so the "
+            "demo shows the ground-truth loop only; pass --autoencoder DIR --checkpoint DIR to use other "
+            "checkpoints"
+        )
+        return None
+    return autoencoder, checkpoint
 
 
 def upscale(frames: np.ndarray, factor: int) -> np.ndarray:
@@ -97,7 +132,27 @@ def render_demo(out: Path, seed: int = 0, frames: int = 256, resolution: int = 6
 def run(args: argparse.Namespace) -> int:
     """Run `millivid demo`."""
     start = time.perf_counter()
+    checkpoints = model_checkpoints(args)
     try:
+        if checkpoints is not None:
+            from millivid_env.demo_model import LoopTooShortError, render_model_demo
+
+            try:
+                video, strip = render_model_demo(
+                    Path(args.out), args.seed, args.frames, *checkpoints, args.sampling_steps, args.device
+                )
+            except LoopTooShortError as error:
+                print(f"note: {error}; showing the ground-truth loop only")
+            else:
+                print(
+                    f"Loopcraft test loop (seed {args.seed}, {args.frames} frames) and the model's rollout:"
+                )
+                print(f"  video: {video}  (left: ground truth, right: model)")
+                print(
+                    f"  strip: {strip}  (top: ground truth, bottom: model; blue: context, orange: generated)"
+                )
+                print(f"done in {time.perf_counter() - start:.1f} s")
+                return 0
         video, grid = render_demo(Path(args.out), args.seed, args.frames, args.resolution)
     except ValueError as error:
         print(f"millivid demo: error: {error}", file=sys.stderr)

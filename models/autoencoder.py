@@ -203,7 +203,7 @@ class HierarchicalAutoencoder(
             ``(B, num_tokens, C)`` float32 latents (level 0 first, raster order within a level).
         """
         images = validate_frames(frames, self.layout).to(self.pos.device)
-        return self.encode_images(images)
+        return _check_finite(self.encode_images(images), "latents")
 
     # ------------------------------------------------------------------ decoder
     def decode_pyramid(self, latents: torch.Tensor, levels: torch.Tensor) -> list[torch.Tensor]:
@@ -273,12 +273,21 @@ class HierarchicalAutoencoder(
             latents = full
         latents = latents.to(self.pos.device, torch.float32)
         levels = torch.full((latents.shape[0],), level, dtype=torch.long, device=latents.device)
-        return self.decode_pyramid(latents, levels)[0].clamp(0, 1)
+        if not torch.isfinite(latents).all():
+            raise ValueError("latents contain NaN or inf")
+        return _check_finite(self.decode_pyramid(latents, levels)[0], "decoded frames").clamp(0, 1)
 
     @torch.no_grad()
     def reconstruct(self, frames: np.ndarray | torch.Tensor, level: int = 0) -> torch.Tensor:
         """Encode then decode from one level: ``frames -> (B, 3, H, W)`` in ``[0, 1]``."""
         return self.decode(self.encode(frames), level)
+
+
+def _check_finite(x: torch.Tensor, what: str) -> torch.Tensor:
+    # A broken checkpoint must fail loudly rather than hand NaN frames to the simulator.
+    if not torch.isfinite(x).all():
+        raise FloatingPointError(f"the autoencoder produced non-finite {what}; the checkpoint is corrupted")
+    return x
 
 
 def reconstruction_loss(

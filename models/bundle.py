@@ -17,8 +17,9 @@ from pathlib import Path
 from models.checkpoints import BUNDLED_DIR, CONFIG_NAME, WEIGHTS_NAME, atomic_save_dir, load_autoencoder
 
 _FLAGS = (
-    "data", "out", "steps", "batch_size", "lr", "muon_lr", "optimizer", "warmup_steps", "size", "variant",
-    "refine_channels", "perceptual_weight", "perceptual_samples", "eval_data", "seed",
+    "data", "out", "steps", "batch_size", "lr", "muon_lr", "optimizer", "warmup_steps", "cooldown_steps",
+    "all_levels", "size", "variant", "refine_channels", "perceptual_weight", "perceptual_samples",
+    "eval_data", "seed",
 )  # fmt: skip
 
 
@@ -27,8 +28,11 @@ def training_command(train: dict) -> str:
     parts = ["millivid train-autoencoder"]
     for key in _FLAGS:
         value = train.get(key)
-        if value is not None:
-            parts.append(f"--{key.replace('_', '-')} {value}")
+        flag = f"--{key.replace('_', '-')}"
+        if isinstance(value, bool):  # store_true options
+            parts.extend([flag] if value else [])
+        elif value is not None:
+            parts.append(f"{flag} {value}")
     return " ".join(parts)
 
 

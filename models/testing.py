@@ -19,12 +19,18 @@ from models.diffusion.dit import VideoDiT
 TINY_CARD = "Randomly initialised tiny checkpoint for tests; not trained, its outputs mean nothing.\n"
 
 
-def save_tiny_world_model(directory: str | os.PathLike[str], seed: int = 0) -> tuple[Path, Path]:
+def save_tiny_world_model(
+    directory: str | os.PathLike[str], seed: int = 0, dit_width: int | None = None
+) -> tuple[Path, Path]:
     """Write a tiny random autoencoder and diffusion model for the ``loopcraft-64`` layout.
 
     Args:
         directory: parent folder; ``autoencoder/`` and ``diffusion/`` are created inside it.
         seed: torch seed of the random initialisation.
+        dit_width: DiT width instead of the ``tiny`` size's 48. Tests that compare batched with
+            single runs bit for bit use a multiple of 32 (64): CPU elementwise kernels (SiLU, GELU)
+            round a row differently depending on where it falls in their 32-float vector blocks, so
+            a width of 48 makes a row's bits depend on the batch; every trained size is aligned.
 
     Returns:
         the autoencoder and diffusion checkpoint directories.
@@ -33,11 +39,12 @@ def save_tiny_world_model(directory: str | os.PathLike[str], seed: int = 0) -> t
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         autoencoder = HierarchicalAutoencoder(size_config("tiny"))
-        dit = VideoDiT(dit_config("tiny"))
-        # adaLN-Zero starts as an exact identity with zero output: perturb it so tests see actions
-        # and context influence the samples, as they do in a trained model.
+        dit = VideoDiT(dit_config("tiny", width=dit_width))
+        # adaLN-Zero starts as an exact identity with zero output, and the autoencoder's zero output
+        # projection decodes every latent to the same grey frame: perturb both so tests see actions,
+        # context and latents change the frames, as they do in a trained model.
         with torch.no_grad():
-            for parameter in dit.parameters():
+            for parameter in (*dit.parameters(), *autoencoder.parameters()):
                 if not parameter.any():
                     parameter.normal_(0.0, 0.02)
     ae_dir = save_checkpoint(autoencoder, root / "autoencoder", model_card=TINY_CARD)

@@ -9,8 +9,6 @@ import sys
 import sysconfig
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 TOP_LEVEL_PACKAGES = ("millivid_env", "models", "agents", "evaluation")
 
@@ -43,7 +41,6 @@ def test_cli_unknown_command_fails_clearly() -> None:
     assert "unknown command" in result.stderr and "generate" in result.stderr
 
 
-
 def test_wheel_installs_into_clean_venv(tmp_path: Path) -> None:
     # Build the wheel without network access to a build backend index: the running interpreter has
     # setuptools (a dependency of the dev extra's `build`), so build in the current environment.
@@ -59,8 +56,9 @@ def test_wheel_installs_into_clean_venv(tmp_path: Path) -> None:
     # own), so this checks the wheel's contents without downloading anything; the wheel itself is
     # installed without dependencies into the clean venv.
     _run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheels[0])])
-    venv_site = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
-                     .stdout.strip())
+    venv_site = Path(
+        _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
+    )
     (venv_site / "test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
     code = (

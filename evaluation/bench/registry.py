@@ -40,6 +40,26 @@ BENCHMARKS: dict[str, Entry] = {
     "autoencoder-train": Entry(
         "evaluation.autoencoder_bench:bench_autoencoder_training", "autoencoder training frames/s, 1 thread"
     ),
+    "env-step": Entry(
+        "evaluation.bench.world_model_env:bench_env_step",
+        "world-model env step frames/s (single, -Fast, batched N=8/32) and FLOP utilisation, 1 thread",
+    ),
+    "env-imagine": Entry(
+        "evaluation.bench.world_model_env:bench_imagine",
+        "world-model env imagine (open loop) frames/s, 1 thread",
+    ),
+    "env-memory": Entry(
+        "evaluation.bench.world_model_env:bench_env_memory",
+        "resident memory after 100/1,000/10,000 env steps (tiny model, ~5 min)",
+    ),
+    "rollout": Entry(
+        "evaluation.bench.rollout_bench:bench_rollout",
+        "open-loop rollout frames/s per strategy (batch 1, 8) and FLOP utilisation, random cpu DiT, 1 thread",
+    ),
+    "rollout-cache": Entry(
+        "evaluation.bench.rollout_bench:bench_context_cache",
+        "sampler speed-up from caching the context keys/values, one rollout step, 1 thread",
+    ),
 }
 
 

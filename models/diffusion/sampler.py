@@ -19,6 +19,7 @@ Its context is cached as well.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 import torch
 
@@ -26,7 +27,17 @@ from models.diffusion.batch import TokenBatch
 from models.diffusion.dit import VideoDiT
 
 
-def _noise(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+def _noise(
+    shape: tuple[int, ...],
+    generator: torch.Generator | Sequence[torch.Generator] | None,
+    device: torch.device,
+) -> torch.Tensor:
+    if isinstance(generator, Sequence):
+        # One generator per sample: sample b gets exactly the noise it would get in a batch of its
+        # own, so batching independent streams (vector envs) does not change what each one sees.
+        if len(generator) != shape[0]:
+            raise ValueError(f"got {len(generator)} generators for a batch of {shape[0]} samples")
+        return torch.cat([_noise((1, *shape[1:]), g, device) for g in generator])
     # Drawn on the generator's own device, so one CPU generator gives the same noise on any device.
     source = generator.device if generator is not None else device
     return torch.randn(shape, generator=generator, device=source, dtype=torch.float32).to(device)
@@ -65,7 +76,7 @@ def sample(
     *,
     steps: int = 8,
     guidance_scale: float = 1.0,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     use_cache: bool = True,
     context_t: float = 0.0,
     autocast: bool | None = None,
@@ -78,7 +89,9 @@ def sample(
             the values at DENOISED positions are ignored; no padding.
         steps: model evaluations (``t = linspace(1, 0, steps)``); paper 50, CPU 8-16.
         guidance_scale: classifier-free guidance scale; 1.0 skips the unconditional branch.
-        generator: source of all noise; same seed => bit-identical output on CPU.
+        generator: source of all noise; same seed => bit-identical output on CPU. A sequence of ``B``
+            generators gives every sample its own noise stream (sample ``b`` draws only from
+            ``generator[b]``), so a sample's noise does not depend on what else is in the batch.
         use_cache: encode the context once per call (True) or run all tokens at every evaluation.
         context_t: noise time of the context tokens (0 = clean; a model trained with context noise
             augmentation may be sampled at a small positive value).

@@ -49,6 +49,7 @@ class TrainConfig:
     optimizer: str = "muon"
     weight_decay: float = 0.01
     warmup_steps: int = 100
+    cooldown_steps: int = 0
     size: str = "cpu"
     variant: str = "hierarchical"
     refine_channels: int | None = None
@@ -133,6 +134,8 @@ def train(cfg: TrainConfig, ctx: Dist | None = None) -> dict[str, float]:
             "use a new --out directory or the same --size/--variant/--refine-channels"
         )
     step = state["step"] if state else 0
+    # Frames seen over all processes and sittings (the world size may change between sittings).
+    frames_seen = state.get("frames", step * cfg.batch_size) if state else 0
     clock = Stopwatch(state["elapsed_s"] if state else 0.0)
     perceptual = None
     if cfg.perceptual_weight > 0:
@@ -159,6 +162,7 @@ def train(cfg: TrainConfig, ctx: Dist | None = None) -> dict[str, float]:
             saved_step = step
             info = {
                 "step": step,
+                "frames": frames_seen,
                 "elapsed_s": clock(),
                 "model_config": asdict(model_cfg),
                 "train": asdict(cfg),
@@ -181,7 +185,7 @@ def train(cfg: TrainConfig, ctx: Dist | None = None) -> dict[str, float]:
                 levels = torch.arange(levels_n, device=ctx.device).repeat(cfg.batch_size)
             else:
                 levels = torch.from_numpy(rng.integers(0, levels_n, cfg.batch_size)).to(ctx.device)
-            lr_factor = set_lr(optimizers, step, cfg.warmup_steps)
+            lr_factor = set_lr(optimizers, step, cfg.warmup_steps, cfg.steps, cfg.cooldown_steps)
             with torch.autocast(ctx.device.type, torch.bfloat16, enabled=ctx.device.type == "cuda"):
                 predicted = net(images, levels)
             predicted = [p.float() for p in predicted]
@@ -201,6 +205,7 @@ def train(cfg: TrainConfig, ctx: Dist | None = None) -> dict[str, float]:
             for opt in optimizers:
                 opt.step()
             step += 1
+            frames_seen += cfg.batch_size * ctx.world
             bar.update(1)
             out_of_time = cfg.max_minutes is not None and clock() >= cfg.max_minutes * 60
             due = time.monotonic() - last_save >= cfg.checkpoint_every_minutes * 60
@@ -215,9 +220,7 @@ def train(cfg: TrainConfig, ctx: Dist | None = None) -> dict[str, float]:
                 row.update(last_eval)
                 bar.set_postfix({k: f"{v:.2f}" for k, v in last_eval.items()})
             if row and log is not None:
-                log.write(
-                    {"step": step, "time_s": clock(), "frames": step * cfg.batch_size * ctx.world, **row}
-                )
+                log.write({"step": step, "time_s": clock(), "frames": frames_seen, **row})
             if save or halt:
                 checkpoint()
                 last_save = time.monotonic()

@@ -26,6 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--warmup-steps", type=int, default=100, help="linear warm-up steps (default 100)")
     parser.add_argument(
+        "--cooldown-steps",
+        type=int,
+        default=0,
+        help="linear lr decay to 0 over the last N of --steps (0 = off)",
+    )
+    parser.add_argument(
         "--size", choices=sorted(SIZES), default="cpu", help="architecture preset (default cpu)"
     )
     parser.add_argument("--variant", choices=VARIANTS, default="hierarchical")

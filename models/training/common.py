@@ -67,9 +67,24 @@ def build_optimizers(
     return optimizers
 
 
-def set_lr(optimizers: list[torch.optim.Optimizer], step: int, warmup: int) -> float:
-    """Linear warm-up from ~0 over ``warmup`` steps, then constant; returns the multiplier."""
+def set_lr(
+    optimizers: list[torch.optim.Optimizer], step: int, warmup: int, total: int = 0, cooldown: int = 0
+) -> float:
+    """Linear warm-up from ~0 over ``warmup`` steps, constant, then optionally a linear cool-down.
+
+    Args:
+        optimizers: their groups' ``base_lr`` is scaled.
+        step: the step about to be taken (0-based).
+        warmup: warm-up steps (0 = none).
+        total: the run's total steps (needed for the cool-down).
+        cooldown: the last ``cooldown`` steps decay linearly towards 0 (0 = constant to the end).
+
+    Returns:
+        The multiplier applied.
+    """
     factor = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+    if cooldown > 0 and total > 0:
+        factor *= min(1.0, max(0.0, (total - step) / cooldown))
     for opt in optimizers:
         for group in opt.param_groups:
             group["lr"] = group["base_lr"] * factor

@@ -68,7 +68,8 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_dataset(tmp_path_factory.mktemp("data") / "videos", videos=3, frames=16)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
+@pytest.fixture()
+def ae_one_thread() -> None:
+    """One torch thread and a fixed seed (the autoencoder tests opt in with ``pytestmark``)."""
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -9,6 +9,8 @@ from models.training.common import build_optimizers
 
 from .conftest import synthetic_frames
 
+pytestmark = pytest.mark.usefixtures("ae_one_thread")
+
 
 def tiny(**overrides) -> HierarchicalAutoencoder:
     return HierarchicalAutoencoder(size_config("tiny", **overrides))
@@ -144,3 +146,12 @@ def test_one_encoder_pass_decoded_at_every_level():
     assert torch.allclose(pyramid[0][[2, 6]], single[0], atol=1e-6)
     with pytest.raises(ValueError, match="multiple"):
         model(images, torch.arange(3))
+
+
+def test_non_finite_values_fail_clearly():
+    model = tiny()
+    with pytest.raises(ValueError, match="NaN"):
+        model.decode(torch.full((1, 1, 32), float("nan")), 3)
+    torch.nn.init.constant_(model.to_patch.weight, float("nan"))
+    with pytest.raises(FloatingPointError, match="non-finite decoded frames"):
+        model.decode(torch.zeros(1, 1, 32), 3)

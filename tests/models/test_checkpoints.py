@@ -10,6 +10,8 @@ from models.checkpoints import CheckpointError, bundled_names, load_autoencoder,
 
 from .conftest import synthetic_frames
 
+pytestmark = pytest.mark.usefixtures("ae_one_thread")
+
 
 @pytest.fixture()
 def saved(tmp_path: Path) -> tuple[HierarchicalAutoencoder, Path]:

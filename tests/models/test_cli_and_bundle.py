@@ -14,6 +14,8 @@ from models.training.autoencoder import TrainConfig, train
 
 from .conftest import synthetic_frames
 
+pytestmark = pytest.mark.usefixtures("ae_one_thread")
+
 
 @pytest.fixture()
 def two_checkpoints(tmp_path: Path) -> list[Path]:

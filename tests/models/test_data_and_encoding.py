@@ -10,6 +10,8 @@ from models.data import DataError, load_frames, load_video
 from models.encoding import encode_dataset
 from models.latents import LatentDataError, LatentDataset
 
+pytestmark = pytest.mark.usefixtures("ae_one_thread")
+
 
 def test_reader_loads_frames_and_verifies_checksums(tiny_dataset: Path, tmp_path: Path):
     frames, video = load_frames(tiny_dataset)

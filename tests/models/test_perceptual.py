@@ -4,6 +4,8 @@ import torch.nn.functional as F
 
 from models import perceptual
 
+pytestmark = pytest.mark.usefixtures("ae_one_thread")
+
 
 @pytest.fixture(scope="module")
 def distance():

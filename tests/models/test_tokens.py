@@ -5,6 +5,8 @@ import torch.nn.functional as F
 
 from models.tokens import LAYOUTS, build_pyramid, frames_to_tokens, patchify, unpatchify, validate_frames
 
+pytestmark = pytest.mark.usefixtures("ae_one_thread")
+
 
 @pytest.mark.parametrize("name, counts", [("loopcraft-64", (64, 16, 4, 1)), ("paper-256", (256, 64, 16, 4))])
 def test_token_counts(name, counts):

@@ -1,0 +1,191 @@
+"""`millivid bench` entries of the world-model env: step and imagine frames/s, FLOP utilisation, memory.
+
+Speed does not depend on the weights, so until the bundled checkpoints exist the env runs on random
+weights of the bundled architecture (``cpu-refine`` autoencoder, ``cpu`` DiT); every result says which.
+All timings use one torch thread (per-core rates, comparable with the other entries) and report the
+rate per CPU-second next to the wall-clock rate, since the development machines are shared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from evaluation.bench.registry import Results, result
+
+#: Batch sizes of the batched-step benchmark.
+BATCHES = (8, 32)
+#: Step counts after which the memory benchmark reads the resident set size.
+MEMORY_MILESTONES = (100, 1_000, 10_000)
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextmanager
+def _checkpoints() -> Iterator[tuple[str, str, str]]:
+    """``(autoencoder, diffusion, note)``: the bundled pair, else random weights of its architecture."""
+    from millivid_env.world_model_env import DEFAULT_AUTOENCODER, DEFAULT_CHECKPOINT
+    from models.checkpoints import bundled_names
+
+    if {DEFAULT_AUTOENCODER, DEFAULT_CHECKPOINT} <= set(bundled_names()):
+        yield DEFAULT_AUTOENCODER, DEFAULT_CHECKPOINT, "bundled checkpoints"
+        return
+    from models.autoencoder import HierarchicalAutoencoder, size_config
+    from models.checkpoints import save_checkpoint
+    from models.diffusion import VideoDiT, dit_config
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ae = save_checkpoint(HierarchicalAutoencoder(size_config("cpu-refine")), Path(tmp) / "ae")
+        dit = save_checkpoint(VideoDiT(dit_config("cpu")), Path(tmp) / "dit")
+        yield str(ae), str(dit), "random weights, cpu-refine AE + cpu DiT"
+
+
+def _timed(fn: Callable[[], object], calls: int) -> tuple[float, float]:
+    """Wall and CPU seconds of ``calls`` calls, after one warm-up call."""
+    fn()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(calls):
+        fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def matmul_peak_gflops(seconds: float = 1.0) -> float:
+    """fp32 matmul GFLOP per CPU-second of one thread (1024^3 products): the utilisation denominator."""
+    import torch
+
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    a @ b
+    count, start = 0, time.process_time()  # CPU time, like the utilisation numerators
+    while time.process_time() - start < seconds:
+        a @ b
+        count += 1
+    return count * 2 * 1024**3 / (time.process_time() - start) / 1e9
+
+
+def _step_flops(step: Callable[[], object]) -> int:
+    from models.diffusion.perf import flop_counter
+
+    with flop_counter() as counter:
+        step()
+    return int(counter.get_total_flops())
+
+
+def bench_env_step(single_steps: int = 4, batched_steps: int = 2) -> Results:
+    """Env ``step`` frames/s: single env (default and ``-Fast`` sampler steps) and batched N = 8, 32."""
+    import numpy as np
+
+    from millivid_env.registration import MILLIVID_VARIANTS
+    from millivid_env.world_model_env import MilliVidEnv
+    from millivid_env.world_model_vector_env import MilliVidVectorEnv
+
+    out: Results = {}
+    with _one_thread(), _checkpoints() as (ae, dit, weights):
+        kwargs = {"checkpoint": dit, "autoencoder": ae, "device": "cpu"}
+        peak = matmul_peak_gflops()
+        out["matmul_peak"] = result(peak, "GFLOP/s", note="fp32 1024^3, 1 thread, per CPU-second")
+        for name, env_id, target in (
+            ("single", "MilliVid-Loopcraft-v0", 4.0),
+            ("single_fast", "MilliVid-Loopcraft-Fast-v0", 10.0),
+        ):
+            steps = int(MILLIVID_VARIANTS[env_id]["sampling_steps"])
+            env = MilliVidEnv(**kwargs, sampling_steps=steps)
+            env.reset(seed=0)
+            wall, cpu = _timed(lambda env=env: env.step(0), single_steps)
+            note = f"{env_id}, {steps} sampler steps x 4 sub-steps, 1 thread, {weights}"
+            out[name] = result(single_steps / wall, "frames/s", at_least=target, note=note)
+            out[f"{name}_per_cpu_s"] = result(single_steps / cpu, "frames/CPU-s", note=note)
+            flops = _step_flops(lambda env=env: env.step(0))
+            out[f"{name}_gflop_per_frame"] = result(flops / 1e9, "GFLOP/frame", note="DiT + decoder, counted")
+            out[f"{name}_flop_util"] = result(flops * single_steps / cpu / 1e9 / peak, "fraction", note=note)
+        for n in BATCHES:
+            envs = MilliVidVectorEnv(num_envs=n, **kwargs, sampling_steps=8)
+            envs.reset(seed=0)
+            actions = np.zeros(n, dtype=np.int64)
+            wall, cpu = _timed(lambda envs=envs, actions=actions: envs.step(actions), batched_steps)
+            note = f"N = {n}, 8 sampler steps, one batched model call per sampler step, 1 thread, {weights}"
+            out[f"batched_{n}"] = result(n * batched_steps / wall, "frames/s", note=note)
+            out[f"batched_{n}_per_cpu_s"] = result(n * batched_steps / cpu, "frames/CPU-s", note=note)
+            flops = _step_flops(lambda envs=envs, actions=actions: envs.step(actions))
+            out[f"batched_{n}_flop_util"] = result(
+                flops * batched_steps / cpu / 1e9 / peak, "fraction", at_least=0.5, note=note
+            )
+    return out
+
+
+def bench_imagine(frames: int = 64) -> Results:
+    """``env.imagine`` (open-loop millivid rollout) frames/s, one thread."""
+    from millivid_env.world_model_env import MilliVidEnv
+
+    with _one_thread(), _checkpoints() as (ae, dit, weights):
+        env = MilliVidEnv(checkpoint=dit, autoencoder=ae, device="cpu", sampling_steps=8)
+        env.reset(seed=0)
+        actions = [0] * frames
+        wall, cpu = _timed(lambda: env.imagine(actions), 1)
+    note = f"{frames} frames, 8 sampler steps, 1 thread, {weights}"
+    return {
+        "imagine": result(frames / wall, "frames/s", note=note),
+        "imagine_per_cpu_s": result(frames / cpu, "frames/CPU-s", note=note),
+    }
+
+
+_MEMORY_PROBE = """
+import gc, json, sys, tempfile
+import millivid_env, torch
+torch.set_num_threads(1)
+from models.testing import save_tiny_world_model
+from millivid_env.world_model_env import MilliVidEnv
+ae, dit = save_tiny_world_model(tempfile.mkdtemp(), dit_width=64)
+env = MilliVidEnv(checkpoint=str(dit), autoencoder=str(ae), device="cpu", sampling_steps=1)
+env.reset(seed=0)
+def rss():
+    gc.collect()
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmRSS"))
+marks, out, t = sorted(int(s) for s in sys.argv[1:]), {}, 0
+for mark in marks:
+    while t < mark:
+        env.step(t % 3)
+        t += 1
+    out[mark] = {"rss": rss(), "memory_bytes": env.memory.nbytes, "memory_tokens": env.memory.tokens}
+print(json.dumps(out))
+"""
+
+
+def bench_env_memory(milestones: tuple[int, ...] = MEMORY_MILESTONES) -> Results:
+    """Resident memory of a fresh process after 100 / 1,000 / 10,000 steps (tiny model; ~5 minutes)."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, *map(str, milestones)],
+        capture_output=True, text=True, check=True, env=env,
+    )  # fmt: skip
+    marks = {int(k): v for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
+    note = "tiny random model (width-64 DiT), 1 sampler step, fresh process, VmRSS after gc"
+    out: Results = {}
+    for mark, entry in marks.items():
+        out[f"rss_after_{mark}"] = result(entry["rss"] / 2**20, "MiB", note=note)
+    out["latent_memory"] = result(
+        marks[max(marks)]["memory_bytes"] / 1024, "KiB", note="HierarchicalMemory.nbytes"
+    )
+    if len(marks) >= 2:
+        first, last = sorted(marks)[-2:]
+        growth = marks[last]["rss"] / marks[first]["rss"] - 1
+        out[f"rss_growth_{first}_to_{last}"] = result(100 * growth, "%", at_most=5.0, note=note)
+    return out

@@ -1,0 +1,160 @@
+"""How a world-model episode starts: real context frames, from a Loopcraft walk or given by the user.
+
+Numpy only (no torch): the env encodes the frames into its memory afterwards. All randomness comes
+from the env's ``np_random`` in a fixed order (world seed, start yaw, walk, then the seed of the
+sampler's torch generator), so a reset seed fixes the whole episode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from millivid_env.loopcraft.env import LoopcraftEnv
+from millivid_env.loopcraft.physics import TURN_DEG, VALID_ACTIONS_TEXT
+from millivid_env.loopcraft.trajectories import random_walk
+
+__all__ = ["RESET_OPTIONS", "EpisodeStart", "check_context_frames", "start_episode", "validate_context"]
+
+#: Option keys accepted by the world-model envs' ``reset``.
+RESET_OPTIONS = ("context_frames", "context_actions", "world_seed")
+
+
+@dataclass
+class EpisodeStart:
+    """The real frames an episode starts from.
+
+    Attributes:
+        frames: uint8 ``(T, R, R, 3)`` context frames; frame ``i`` is the observation after action ``i``.
+        actions: int64 ``(T,)`` their actions.
+        world_seed: the Loopcraft world of the walk (None for user-given context).
+        torch_seed: seed of the stream's noise generator.
+    """
+
+    frames: np.ndarray
+    actions: np.ndarray
+    world_seed: int | None
+    torch_seed: int
+
+
+def check_context_frames(value: Any, minimum: int) -> int:
+    """The ``context_frames`` constructor argument: an int of at least the memory's depth."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"context_frames must be an int >= {minimum} (the memory's depth), got {value!r}")
+    return int(value)
+
+
+def validate_context(
+    frames: Any, actions: Any, min_frames: int, resolution: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check user-given context frames and actions.
+
+    Args:
+        frames: expected uint8 ``(T, R, R, 3)`` with ``T >= min_frames``.
+        actions: expected integers ``(T,)`` in {0, 1, 2}.
+        min_frames: fewest frames the memory needs.
+        resolution: frame side ``R``.
+
+    Returns:
+        ``(frames, actions)`` as contiguous uint8 and int64 arrays (copies).
+
+    Raises:
+        ValueError: naming what was expected and what was given.
+    """
+    expected = f"uint8 array of shape (T, {resolution}, {resolution}, 3) with T >= {min_frames}"
+    if not isinstance(frames, np.ndarray):
+        raise ValueError(f"options['context_frames'] must be a numpy {expected}; got {type(frames).__name__}")
+    if frames.dtype != np.uint8:
+        raise ValueError(f"options['context_frames'] must be a {expected}; got dtype {frames.dtype}")
+    if frames.ndim != 4 or frames.shape[1:] != (resolution, resolution, 3) or len(frames) < min_frames:
+        raise ValueError(f"options['context_frames'] must be a {expected}; got shape {frames.shape}")
+    array = np.asarray(actions)
+    if array.shape != (len(frames),):
+        raise ValueError(
+            f"options['context_actions'] must have shape ({len(frames)},) (one action per context frame); "
+            f"got shape {array.shape}"
+        )
+    if not np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_:
+        raise ValueError(f"options['context_actions'] must be integers; got dtype {array.dtype}")
+    if array.size and (array.min() < 0 or array.max() > 2):
+        raise ValueError(f"options['context_actions'] has values outside {{0, 1, 2}}; {VALID_ACTIONS_TEXT}")
+    return np.ascontiguousarray(frames).copy(), array.astype(np.int64)
+
+
+def _check_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(RESET_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown reset option(s) {unknown}; valid keys: {list(RESET_OPTIONS)}")
+    given = {"context_frames", "context_actions"} & set(options)
+    if len(given) == 1:
+        raise ValueError("options 'context_frames' and 'context_actions' must be given together")
+    if given and "world_seed" in options:
+        raise ValueError(
+            "options 'world_seed' and 'context_frames' exclude each other: the context either comes from "
+            "a walk in the seed's world or is given"
+        )
+    seed = options.get("world_seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ValueError(f"options['world_seed'] must be a non-negative int, got {seed!r}")
+    return options
+
+
+def start_episode(
+    np_random: np.random.Generator,
+    options: dict[str, Any] | None,
+    *,
+    context_frames: int,
+    min_frames: int,
+    twin: LoopcraftEnv,
+    ground_truth: bool,
+) -> EpisodeStart:
+    """Draw (or take from ``options``) the context of a new episode.
+
+    Without context options, the world of ``options["world_seed"]`` (or of a seed drawn from
+    ``np_random``) is walked from its spawn, facing a random multiple of 10 degrees, along a
+    Loopcraft random walk of ``context_frames`` actions; ``twin`` renders the frames and is left at the
+    last one, ready to be stepped alongside the model.
+
+    Args:
+        np_random: the env's generator.
+        options: ``reset`` options (see `RESET_OPTIONS`).
+        context_frames: length of the walk.
+        min_frames: fewest context frames accepted from ``options``.
+        twin: the ground-truth env that renders the walk.
+        ground_truth: whether the twin will be stepped alongside (needs a walk, not given frames).
+
+    Returns:
+        The `EpisodeStart`.
+
+    Raises:
+        ValueError: unknown or inconsistent options, or invalid context.
+    """
+    options = _check_options(options)
+    if "context_frames" in options:
+        if ground_truth:
+            raise ValueError(
+                "ground_truth=True needs a context walked in a Loopcraft world (the twin must know where "
+                "it stands); reset with options={'world_seed': s} or none, or make the env with "
+                "ground_truth=False to start from given frames"
+            )
+        frames, actions = validate_context(
+            options["context_frames"], options["context_actions"], min_frames, twin.resolution
+        )
+        return EpisodeStart(frames, actions, None, _torch_seed(np_random))
+    world_seed = options.get("world_seed")
+    if world_seed is None:
+        world_seed = int(np_random.integers(0, 2**31 - 1))
+    yaw = TURN_DEG * int(np_random.integers(0, 360 // TURN_DEG))
+    actions = random_walk(np_random, context_frames)
+    twin.reset(options={"world_seed": int(world_seed), "yaw": yaw})
+    frames = np.empty((context_frames, twin.resolution, twin.resolution, 3), dtype=np.uint8)
+    for i, action in enumerate(actions.tolist()):
+        frames[i] = twin.step(action)[0]
+    return EpisodeStart(frames, actions, int(world_seed), _torch_seed(np_random))
+
+
+def _torch_seed(np_random: np.random.Generator) -> int:
+    return int(np_random.integers(0, 2**63 - 1))

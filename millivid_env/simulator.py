@@ -1,0 +1,116 @@
+"""The torch side of the world-model envs: ``B`` streams of one world model stepped in one batch.
+
+Both :class:`~millivid_env.world_model_env.MilliVidEnv` (``B = 1``) and the vector env
+(``B = num_envs``) run through :class:`StreamingSimulator`, so a sub-env of the vector env executes
+exactly the code of a single env. Every stream has its own :class:`HierarchicalMemory` (latents,
+actions and noise generator); a batched step gathers every stream's context, generates all new frames
+in one model call per sub-step (:func:`models.rollout.streaming.generate_next_frame`), pushes them into
+the memories and decodes level 0 in one autoencoder call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from millivid_env.memory import HierarchicalMemory
+from models.rollout.streaming import StreamingPlan, context_depths, generate_next_frame
+from models.strategies import get_strategy
+from models.world_model import WorldModel
+
+__all__ = ["StreamingSimulator", "memory_depths"]
+
+
+def memory_depths(layout_name: str) -> tuple[int, ...]:
+    """Frames the memory keeps per level: what the streaming step and the open-loop rollout read."""
+    streaming = context_depths(get_strategy(layout_name, "streaming"))
+    millivid = context_depths(get_strategy(layout_name, "millivid"))
+    return tuple(max(a, b) for a, b in zip(streaming, millivid, strict=True))
+
+
+class StreamingSimulator:
+    """``num_streams`` independent streams of a world model, stepped together.
+
+    Args:
+        world_model: the loaded (shared, read-only) autoencoder + diffusion pair.
+        num_streams: ``B``.
+        sampling_steps: sampler evaluations per sub-step.
+        guidance_scale: classifier-free guidance scale (1.0: none, as the paper evaluates).
+    """
+
+    def __init__(
+        self, world_model: WorldModel, num_streams: int, sampling_steps: int, guidance_scale: float = 1.0
+    ) -> None:
+        if int(sampling_steps) < 1:
+            raise ValueError(f"sampling_steps must be a positive int, got {sampling_steps!r}")
+        self.world_model = world_model
+        self.sampling_steps = int(sampling_steps)
+        self.guidance_scale = float(guidance_scale)
+        layout = world_model.layout
+        self.plan = StreamingPlan.build(get_strategy(layout.name, "streaming"), layout)
+        self.depths = memory_depths(layout.name)
+        self.memories = [
+            HierarchicalMemory(
+                self.depths, layout.tokens_per_level, layout.latent_channels, world_model.device
+            )
+            for _ in range(int(num_streams))
+        ]
+
+    @property
+    def min_context(self) -> int:
+        """Fewest context frames a stream must start from (its memory's deepest level)."""
+        return max(self.depths)
+
+    def reset_stream(self, stream: int, frames: np.ndarray, actions: np.ndarray, seed: int) -> None:
+        """Encode a stream's context frames into its (cleared) memory and reseed its generator.
+
+        Args:
+            stream: which stream.
+            frames: uint8 ``(T, R, R, 3)`` with ``T >= min_context``; only the last ``min_context`` are
+                encoded (older frames are never read).
+            actions: int64 ``(T,)``.
+            seed: seed of the stream's noise generator.
+        """
+        keep = self.min_context
+        latents = self.world_model.encode_frames(frames[-keep:])  # (keep, num_tokens, C)
+        memory = self.memories[stream]
+        memory.clear(seed)
+        memory.extend(latents, np.asarray(actions[-keep:]))
+
+    @torch.no_grad()
+    def step(self, actions: Sequence[int], streams: Sequence[int] | None = None) -> np.ndarray:
+        """Generate, remember and decode the next frame of some streams in one batch.
+
+        Args:
+            actions: the action of each stepped stream.
+            streams: indices of the streams to step (default: all, in order).
+
+        Returns:
+            uint8 ``(len(streams), R, R, 3)`` new frames.
+
+        Raises:
+            FloatingPointError: the model produced NaN/inf.
+        """
+        streams = list(range(len(self.memories))) if streams is None else list(streams)
+        if len(actions) != len(streams):
+            raise ValueError(f"{len(actions)} actions for {len(streams)} streams")
+        memories = [self.memories[i] for i in streams]
+        contexts = [m.context(self.plan.depths, self.plan.reach) for m in memories]
+        past = [torch.cat([c[0][level] for c in contexts]) for level in range(len(self.depths))]
+        past_actions = torch.cat([c[1] for c in contexts])
+        new = generate_next_frame(
+            self.world_model.dit,
+            self.plan,
+            past,
+            past_actions,
+            torch.as_tensor(list(actions), dtype=torch.long),
+            [m.generator for m in memories],
+            steps=self.sampling_steps,
+            guidance_scale=self.guidance_scale,
+        )
+        for memory, latents, action in zip(memories, new, actions, strict=True):
+            memory.push(latents, int(action))
+        layout = self.world_model.layout
+        return self.world_model.decode_frames(new[:, layout.level_slice(0)], level=0)

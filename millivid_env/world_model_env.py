@@ -1,0 +1,324 @@
+"""`MilliVid-Loopcraft-v0`: the learned simulator of Loopcraft as a Gymnasium environment."""
+
+from __future__ import annotations
+
+import copy
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from millivid_env.context import check_context_frames, start_episode
+from millivid_env.loopcraft.env import LoopcraftEnv
+from millivid_env.loopcraft.physics import validate_action
+from millivid_env.memory import HierarchicalMemory, MemorySnapshot
+from millivid_env.simulator import StreamingSimulator
+from millivid_env.window import FrameWindow
+from models.world_model import WorldModel
+
+__all__ = ["DEFAULT_AUTOENCODER", "DEFAULT_CHECKPOINT", "EnvSnapshot", "MilliVidEnv"]
+
+#: Default checkpoints (bundled names; until they are bundled, pass local directories).
+DEFAULT_AUTOENCODER = "loopcraft-64"
+DEFAULT_CHECKPOINT = "loopcraft-64-millivid"
+#: Default sampler evaluations per sub-step (``-Fast-`` uses fewer).
+DEFAULT_SAMPLING_STEPS = 8
+
+
+@dataclass(frozen=True)
+class EnvSnapshot:
+    """Everything a :class:`MilliVidEnv` episode depends on (see :meth:`MilliVidEnv.snapshot`)."""
+
+    memory: MemorySnapshot
+    np_random: np.random.Generator
+    steps: int
+    observation: np.ndarray
+    history: tuple[tuple[np.ndarray, int], ...]
+    world_seed: int | None
+    twin: tuple[Any, np.ndarray, int] | None  # (world, pose, steps) of the ground-truth twin
+    truth_frame: np.ndarray | None
+
+
+class MilliVidEnv(gym.Env):
+    """A MilliVid world model of Loopcraft, stepped one imagined frame at a time.
+
+    ## Description
+
+    Every observation is *generated*: a hierarchical autoencoder + video diffusion model trained on
+    Loopcraft videos imagines the next frame from a hierarchical latent memory of the past (recent
+    frames at fine levels, older frames at coarse ones; `env.unwrapped.memory`). An episode starts
+    from real frames: a Loopcraft world is built from the reset seed and `context_frames` frames of a
+    Loopcraft random walk are rendered and encoded into the memory. `step` then runs the *streaming*
+    layout: the next frame is generated coarse to fine (level 3, then 2, 1, 0) with the packed past as
+    context, and level 0 is decoded. `imagine(actions)` runs the paper's open-loop rollout for a known
+    action sequence. `snapshot()` / `restore(state)` / `fork()` branch the simulator for planning.
+
+    ## Action Space
+
+    `Discrete(3)`, as `Loopcraft-v0`:
+
+    | action | meaning |
+    |---|---|
+    | 0 | walk forward (~0.22 blocks) |
+    | 1 | turn left 10 degrees |
+    | 2 | turn right 10 degrees |
+
+    ## Observation Space
+
+    `Box(0, 255, (64, 64, 3), uint8)`: an RGB frame (HWC), the model's level-0 decoding.
+
+    ## Rewards
+
+    Always 0.0 (tasks add rewards).
+
+    ## Starting State
+
+    The last of `context_frames` real frames of a random walk in the world of the reset seed
+    (`options={"world_seed": s}` fixes the world), or of frames given with
+    `options={"context_frames": uint8 (T, 64, 64, 3), "context_actions": int (T,)}` (e.g. a dataset
+    video; `T >= 85`).
+
+    ## Episode End
+
+    Never terminates (no task); truncated by `TimeLimit` at `max_episode_steps`.
+
+    ## Info
+
+    `step` (frames generated this episode) and `memory_tokens` (latent tokens held). With
+    `ground_truth=True` a `Loopcraft-v0` twin takes the same actions: `info["ground_truth"]` holds its
+    `frame` and `pose`, and `info["pose"]` its pose (float32 x, y, z, yaw, pitch).
+
+    ## Arguments
+
+    - `checkpoint`: diffusion checkpoint (bundled name, local directory or Hub repo id).
+    - `autoencoder`: autoencoder checkpoint the diffusion model was trained on (same forms).
+    - `device`: `"auto"` (CUDA when available, bf16 autocast there; else CPU fp32), `"cpu"`, `"cuda"`.
+    - `sampling_steps`: sampler evaluations per sub-step (4 sub-steps per frame).
+    - `context_frames`: real frames of the starting walk (at least 85, the memory's depth).
+    - `ground_truth`: step a `Loopcraft-v0` twin alongside (see Info).
+    - `render_mode`: `"rgb_array"` (the observation) or `"human"` (pygame window; the ground truth is
+      shown beside the model's frame when `ground_truth=True`).
+
+    ## Registered Configurations
+
+    | id | sampling steps | max episode steps |
+    |---|---|---|
+    | `MilliVid-Loopcraft-v0` | 8 | 512 |
+    | `MilliVid-Loopcraft-Fast-v0` | 4 (faster, blurrier) | 512 |
+
+    Both read the bundled `loopcraft-64` autoencoder and `loopcraft-64-millivid` diffusion model; any
+    change that alters frames (checkpoint, sampler, resolution) gets a new id or version.
+
+    ## Version History
+
+    - v0: initial release (streaming layout, hierarchical memory depths 1 / 5 / 21 / 85).
+    """
+
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 20}
+
+    def __init__(
+        self,
+        checkpoint: str = DEFAULT_CHECKPOINT,
+        autoencoder: str = DEFAULT_AUTOENCODER,
+        device: str = "auto",
+        sampling_steps: int = DEFAULT_SAMPLING_STEPS,
+        context_frames: int = 85,
+        ground_truth: bool = False,
+        render_mode: str | None = None,
+    ) -> None:
+        """Load the world model (once per process) and build the spaces; see the class docstring."""
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
+            )
+        self.render_mode = render_mode
+        self._kwargs = dict(
+            checkpoint=checkpoint,
+            autoencoder=autoencoder,
+            device=device,
+            sampling_steps=sampling_steps,
+            context_frames=context_frames,
+            ground_truth=ground_truth,
+            render_mode=render_mode,
+        )
+        self.world_model = WorldModel.load(autoencoder, checkpoint, device)
+        self.simulator = StreamingSimulator(self.world_model, 1, sampling_steps)
+        self.context_frames = check_context_frames(context_frames, self.simulator.min_context)
+        self.ground_truth = bool(ground_truth)
+        size = self.world_model.layout.image_size
+        self.action_space = spaces.Discrete(3)
+        self.observation_space = spaces.Box(0, 255, (size, size, 3), np.uint8)
+        self._twin = LoopcraftEnv(resolution=size)
+        self._obs: np.ndarray | None = None
+        self._truth_frame: np.ndarray | None = None
+        self._history: deque[tuple[np.ndarray, int]] = deque(maxlen=self.simulator.min_context)
+        self._steps = 0
+        self._world_seed: int | None = None
+        self._window = FrameWindow("MilliVid-Loopcraft", self.metadata["render_fps"])
+
+    @property
+    def memory(self) -> HierarchicalMemory:
+        """The hierarchical latent memory of the current episode."""
+        return self.simulator.memories[0]
+
+    @property
+    def ground_truth_env(self) -> LoopcraftEnv | None:
+        """The `Loopcraft-v0` twin stepped alongside (``ground_truth=True``), else None."""
+        return self._twin if self.ground_truth else None
+
+    def _info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"step": self._steps, "memory_tokens": self.memory.tokens}
+        if self.ground_truth:
+            pose = np.asarray(self._twin.pose, dtype=np.float32)
+            info["ground_truth"] = {"frame": self._truth_frame.copy(), "pose": pose}
+            info["pose"] = pose.copy()
+        return info
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode from real context frames; see the class docstring for ``options``."""
+        super().reset(seed=seed)
+        start = start_episode(
+            self.np_random,
+            options,
+            context_frames=self.context_frames,
+            min_frames=self.simulator.min_context,
+            twin=self._twin,
+            ground_truth=self.ground_truth,
+        )
+        self.simulator.reset_stream(0, start.frames, start.actions, start.torch_seed)
+        keep = self.simulator.min_context
+        self._history = deque(
+            zip(start.frames[-keep:], start.actions[-keep:].tolist(), strict=True), maxlen=keep
+        )
+        self._obs = start.frames[-1].copy()
+        self._truth_frame = self._obs.copy() if self.ground_truth else None
+        self._world_seed = start.world_seed
+        self._steps = 0
+        if self.render_mode == "human":
+            self.render()
+        return self._obs.copy(), self._info()
+
+    def step(self, action: object) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Generate the next frame for ``action`` (0 forward, 1 left, 2 right)."""
+        act = validate_action(action)
+        if self._obs is None:
+            raise gym.error.ResetNeeded("call env.reset() before env.step() (no episode has started)")
+        frame = self.simulator.step([act])[0]
+        if self.ground_truth:
+            self._truth_frame = self._twin.step(act)[0]
+        self._obs = frame
+        self._history.append((frame, act))
+        self._steps += 1
+        if self.render_mode == "human":
+            self.render()
+        return frame.copy(), 0.0, False, False, self._info()
+
+    def imagine(self, actions: Any) -> np.ndarray:
+        """Open-loop rollout of a known action sequence from the current state (the env is unchanged).
+
+        Runs the paper's coarse-to-fine millivid schedule (``models.rollout.open_loop.imagine``) with
+        the last frames of the episode as context and a copy of the env's noise generator.
+
+        Args:
+            actions: int ``(T,)`` future actions.
+
+        Returns:
+            uint8 ``(T, R, R, 3)`` imagined frames.
+        """
+        if self._obs is None:
+            raise gym.error.ResetNeeded("call env.reset() before env.imagine()")
+        actions = np.asarray(actions)
+        if actions.ndim != 1 or len(actions) == 0:
+            raise ValueError(f"actions must be a non-empty 1-D sequence of ints, got shape {actions.shape}")
+        for value in actions:
+            validate_action(value)
+        from models.rollout.open_loop import imagine
+
+        frames = np.stack([frame for frame, _ in self._history])  # (min_context, R, R, 3) newest last
+        past_actions = np.array([a for _, a in self._history], dtype=np.int64)
+        # A copy of the stream's generator: imagining is deterministic and does not move the env's RNG.
+        generator = torch.Generator().set_state(self.memory.generator.get_state())
+        return imagine(
+            self.world_model,
+            frames,
+            past_actions,
+            actions.astype(np.int64),
+            strategy="millivid",
+            steps=self.simulator.sampling_steps,
+            generator=generator,
+        )
+
+    # ------------------------------------------------------------------ branching
+    def snapshot(self) -> EnvSnapshot:
+        """The whole simulator state: memory, RNGs, step count, twin pose (deep copies)."""
+        if self._obs is None:
+            raise gym.error.ResetNeeded("call env.reset() before env.snapshot()")
+        twin = None
+        if self.ground_truth:
+            twin = (self._twin.world, self._twin.pose.copy(), self._twin.steps)
+        return EnvSnapshot(
+            memory=self.memory.snapshot(),
+            np_random=copy.deepcopy(self.np_random),
+            steps=self._steps,
+            observation=self._obs.copy(),
+            history=tuple(self._history),
+            world_seed=self._world_seed,
+            twin=twin,
+            truth_frame=None if self._truth_frame is None else self._truth_frame.copy(),
+        )
+
+    def restore(self, state: EnvSnapshot) -> None:
+        """Return to a :meth:`snapshot`; the following steps replay exactly (the state stays reusable)."""
+        if (state.twin is None) == self.ground_truth:
+            raise ValueError("the snapshot comes from an env with a different ground_truth setting")
+        self.memory.restore(state.memory)
+        self._np_random = copy.deepcopy(state.np_random)
+        self._steps = state.steps
+        self._obs = state.observation.copy()
+        self._history = deque(state.history, maxlen=self._history.maxlen)
+        self._world_seed = state.world_seed
+        self._truth_frame = None if state.truth_frame is None else state.truth_frame.copy()
+        if state.twin is not None:
+            world, pose, steps = state.twin
+            self._twin.world, self._twin.world_seed = world, self._world_seed
+            self._twin.pose, self._twin.steps = pose.copy(), steps
+
+    def fork(self) -> MilliVidEnv:
+        """An independent env (same constructor arguments, shared weights) in this env's state."""
+        other = type(self)(**self._kwargs)
+        if self._obs is not None:
+            other.restore(self.snapshot())
+        other.spec = self.spec
+        return other
+
+    # ------------------------------------------------------------------ rendering
+    def render(self) -> np.ndarray | None:
+        """The current frame for ``"rgb_array"``; draws the pygame window for ``"human"``."""
+        if self.render_mode is None:
+            env_id = self.spec.id if self.spec is not None else "MilliVid-Loopcraft-v0"
+            gym.logger.warn(
+                "You are calling render method without specifying any render mode. You can specify the "
+                f'render_mode at initialization, e.g. gym.make("{env_id}", render_mode="rgb_array")'
+            )
+            return None
+        if self._obs is None:
+            raise gym.error.ResetNeeded("call env.reset() before env.render()")
+        if self.render_mode == "rgb_array":
+            return self._obs.copy()
+        self._window.show([self._obs] if self._truth_frame is None else [self._obs, self._truth_frame])
+        return None
+
+    def get_keys_to_action(self) -> dict[tuple[int, ...], int]:
+        """Keys for `gymnasium.utils.play.play`: W / up = forward, A / left = left, D / right = right."""
+        return self._twin.get_keys_to_action()
+
+    def close(self) -> None:
+        """Close the window if one is open; safe to call any number of times."""
+        self._window.close()
+        self._twin.close()
