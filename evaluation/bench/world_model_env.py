@@ -1,7 +1,7 @@
 """`millivid bench` entries of the world-model env: step and imagine frames/s, FLOP utilisation, memory.
 
 Speed does not depend on the weights, so until the bundled checkpoints exist the env runs on random
-weights of the bundled architecture (``cpu-refine`` autoencoder, ``cpu`` DiT); every result says which.
+weights of the bundled architecture (``cpu`` autoencoder, ``cpu`` DiT); every result says which.
 All timings use one torch thread (per-core rates, comparable with the other entries) and report the
 rate per CPU-second next to the wall-clock rate, since the development machines are shared.
 """
@@ -52,9 +52,9 @@ def _checkpoints() -> Iterator[tuple[str, str, str]]:
     from models.diffusion import VideoDiT, dit_config
 
     with tempfile.TemporaryDirectory() as tmp:
-        ae = save_checkpoint(HierarchicalAutoencoder(size_config("cpu-refine")), Path(tmp) / "ae")
+        ae = save_checkpoint(HierarchicalAutoencoder(size_config("cpu")), Path(tmp) / "ae")
         dit = save_checkpoint(VideoDiT(dit_config("cpu")), Path(tmp) / "dit")
-        yield str(ae), str(dit), "random weights, cpu-refine AE + cpu DiT"
+        yield str(ae), str(dit), "random weights, cpu AE + cpu DiT"
 
 
 def _timed(fn: Callable[[], object], calls: int) -> tuple[float, float]:

@@ -46,11 +46,14 @@ class DiTConfig:
             raise ValueError("depth and num_actions must be >= 1 and schedule_shift > 0")
 
 
-#: Named sizes. ``tiny``: tests; ``cpu``: the bundled CPU checkpoints (loopcraft-64); ``S``: a GPU size
-#: for loopcraft-64; ``B``: the paper's DiT-B (12 x 768, 12 heads) on the paper-256 layout.
+#: Named sizes. ``tiny``: tests; ``cpu``: the bundled CPU checkpoints (loopcraft-64; 1.9M parameters,
+#: sized so that the env steps at >= 4 frames/s on one CPU core and trains a few thousand steps per
+#: core-hour); ``cpu-wide``: a 5.5M-parameter CPU size (2.2x slower to step); ``S``: a GPU size for
+#: loopcraft-64; ``B``: the paper's DiT-B (12 x 768, 12 heads) on the paper-256 layout.
 DIT_SIZES: dict[str, DiTConfig] = {
     "tiny": DiTConfig(width=48, depth=2, heads=2),
-    "cpu": DiTConfig(width=192, depth=8, heads=3),
+    "cpu": DiTConfig(width=128, depth=6, heads=2),
+    "cpu-wide": DiTConfig(width=192, depth=8, heads=3),
     "S": DiTConfig(width=384, depth=12, heads=6),
     "B": DiTConfig(layout="paper-256", width=768, depth=12, heads=12),
 }

@@ -252,3 +252,18 @@ def test_cli_is_registered():
 
     assert COMMANDS["train-diffusion"].module == "models.training.diffusion_cli"
     assert COMMANDS["rollout"].module == "evaluation.rollout_cli"
+
+
+def test_bundle_writes_a_diffusion_card(latents: Path, tmp_path: Path, monkeypatch):
+    from models import bundle as bundle_module
+    from models import checkpoints
+
+    run = tmp_path / "run"
+    train(tiny_config(latents, run, 2, strategy="framepack"))
+    monkeypatch.setattr(bundle_module, "BUNDLED_DIR", tmp_path / "bundled")
+    monkeypatch.setattr(checkpoints, "BUNDLED_DIR", tmp_path / "bundled")
+    path = bundle_module.bundle(run, {"lpips_long": 0.5}, "test-64-framepack", hardware="test machine")
+    card = (path / "README.md").read_text()
+    assert "millivid train-diffusion" in card and "--strategy framepack" in card and "--size tiny" in card
+    assert "| eval_loss |" in card and '"lpips_long": 0.5' in card and "test machine" in card
+    assert VideoDiT.from_pretrained(str(path)).config == dit_config("tiny")

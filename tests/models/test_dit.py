@@ -86,7 +86,8 @@ def test_sizes(monkeypatch):
         with torch.device("meta"):
             counts[name] = sum(p.numel() for p in VideoDiT(config).parameters())
     assert counts["tiny"] < 200_000
-    assert 3e6 < counts["cpu"] < 8e6 and 192 <= DIT_SIZES["cpu"].width <= 256
+    assert 1e6 < counts["cpu"] < 3e6 and DIT_SIZES["cpu"].width == 128
+    assert 3e6 < counts["cpu-wide"] < 8e6
     assert counts["B"] == pytest.approx(129.6e6, rel=0.01)  # method.md 3.2: full video model ~129.6 M
     assert (DIT_SIZES["B"].depth, DIT_SIZES["B"].width, DIT_SIZES["B"].heads) == (12, 768, 12)
 
