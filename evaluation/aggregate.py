@@ -1,0 +1,123 @@
+"""Turn the per-video results into curves and bucket statistics (the content of ``report.json``).
+
+For every entry and paired metric (PSNR, SSIM, LPIPS):
+
+- ``curves[metric]``: float ``(T,)`` mean over videos of each rollout frame index;
+- ``buckets[bucket][metric]``: ``{"mean", "sem", "n"}`` over videos of the per-video mean within the
+  bucket (``short`` / ``medium`` / ``long`` thirds, ``all`` frames, and ``revisits``: only the rollout
+  frames whose true pose revisits a context pose, for videos that have any).
+
+Quality (unpaired): ``buckets[bucket]["fd"]`` is the Fréchet distance between the entry's features of
+all frames in the bucket (pooled over videos) and the ground-truth frames' features of the same frames;
+``curves["fd"]`` is the same per 16-frame window. The feature space is named in the report.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from evaluation.metrics import frechet_distance_between
+from evaluation.protocol import Protocol
+from evaluation.runner import GROUND_TRUTH, Entry
+from evaluation.store import ResultStore
+
+PAIRED = ("psnr", "ssim", "lpips")
+#: Frames per point of the Fréchet-distance curve (the FVD window length).
+FD_WINDOW = 16
+
+
+def _stats(per_video: np.ndarray) -> dict[str, float]:
+    """Mean, standard error and count of finite per-video values."""
+    v = per_video[np.isfinite(per_video)]
+    if len(v) == 0:
+        return {"mean": float("nan"), "sem": float("nan"), "n": 0}
+    sem = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+    return {"mean": float(v.mean()), "sem": sem, "n": int(len(v))}
+
+
+def _frechet(features: np.ndarray, reference: np.ndarray) -> float:
+    """FD between two ``(N, D)`` pooled feature sets (NaN with fewer than 2 samples)."""
+    if len(features) < 2 or len(reference) < 2:
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # singular covariances are regularised
+        return frechet_distance_between(features, reference)
+
+
+def load_entry(store: ResultStore, entry: Entry, numbers: list[int]) -> dict[str, np.ndarray]:
+    """Stack an entry's arrays over the videos: ``{name: (N, ...)}``.
+
+    Raises:
+        FileNotFoundError: a video's result is missing (the evaluation has not finished).
+    """
+    rows = []
+    for number in numbers:
+        arrays = store.load(entry.key, number)
+        if arrays is None:
+            raise FileNotFoundError(
+                f"no result of {entry.key!r} on video {number} in {store.root}; run the evaluation to the end"
+            )
+        rows.append(arrays)
+    return {name: np.stack([r[name] for r in rows]) for name in rows[0] if name != "strip_frames"}
+
+
+def aggregate(
+    store: ResultStore, entries: list[Entry], protocol: Protocol, numbers: list[int]
+) -> dict[str, Any]:
+    """Curves and bucket statistics of every entry but the reference (see the module docstring).
+
+    Returns:
+        ``{entry key: {"kind", "label", "curves": {...}, "buckets": {...}}}`` plus ``"_revisits"``: the
+        number of revisit frames per video.
+    """
+    reference = load_entry(store, next(e for e in entries if e.key == GROUND_TRUTH), numbers)
+    mask = reference["revisit_mask"]  # (N, T) bool
+    truth_features = reference.get("features")
+    ranges = {**protocol.bucket_edges(), "all": (0, protocol.horizon)}
+    out: dict[str, Any] = {"_revisits": mask.sum(axis=1).astype(int).tolist()}
+    for entry in entries:
+        if entry.key == GROUND_TRUTH:
+            continue
+        data = load_entry(store, entry, numbers)
+        curves: dict[str, list[float]] = {m: data[m].mean(axis=0).tolist() for m in PAIRED}
+        buckets: dict[str, dict[str, Any]] = {}
+        for name, (lo, hi) in ranges.items():
+            buckets[name] = {m: _stats(data[m][:, lo:hi].mean(axis=1)) for m in PAIRED}
+        with np.errstate(invalid="ignore"):
+            counts = mask.sum(axis=1)
+            buckets["revisits"] = {
+                m: _stats(np.where(counts > 0, (data[m] * mask).sum(axis=1) / np.maximum(counts, 1), np.nan))
+                for m in PAIRED
+            }
+        if truth_features is not None and "features" in data:
+            feats = data["features"]  # (N, T, D)
+            for name, (lo, hi) in ranges.items():
+                buckets[name]["fd"] = _frechet(_pool(feats, lo, hi), _pool(truth_features, lo, hi))
+            buckets["revisits"]["fd"] = _frechet(_pool_mask(feats, mask), _pool_mask(truth_features, mask))
+            windows = range(0, protocol.horizon, FD_WINDOW)
+            curves["fd"] = [
+                _frechet(_pool(feats, lo, lo + FD_WINDOW), _pool(truth_features, lo, lo + FD_WINDOW))
+                for lo in windows
+            ]
+        out[entry.key] = {"kind": entry.kind, "label": entry.label, "curves": curves, "buckets": buckets}
+        if "rollout_seconds" in data:
+            out[entry.key]["rollout_seconds_per_video"] = float(np.mean(data["rollout_seconds"]))
+        if "donor" in data:
+            out[entry.key]["donors_differ_from_video"] = bool(
+                all((row != n).all() for row, n in zip(data["donor"], numbers, strict=True))
+            )
+    return out
+
+
+def _pool(features: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """``(N, T, D)`` -> ``(N * (hi - lo), D)`` features of frames ``[lo, hi)`` of every video."""
+    part = features[:, lo:hi]
+    return part.reshape(-1, part.shape[-1]).astype(np.float64)
+
+
+def _pool_mask(features: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Features of the frames selected by a ``(N, T)`` mask, ``(M, D)``."""
+    return features[mask].astype(np.float64)

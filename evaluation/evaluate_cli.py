@@ -1,0 +1,161 @@
+"""``millivid evaluate``: the revisit-consistency protocol for several systems, with bounds and a report.
+
+Example (the CPU protocol on the bundled checkpoints, 32 generated test loops)::
+
+    millivid evaluate --systems millivid framepack full-resolution --videos 32 --out runs/eval
+
+Test loops come from ``--data DIR`` (a ``millivid generate --split test`` folder that fits the
+protocol) or are generated into ``OUT/test-data``. Results are written per video as they finish, so
+the same command continues a killed run; a different config in the same ``--out`` is refused. At the
+end ``OUT/report.json``, ``OUT/report.md``, ``OUT/plots/*.png`` and ``OUT/strips/revisits.png`` are
+written (see docs/evaluation.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from evaluation.metric_setup import FRECHET_CHOICES, LPIPS_CHOICES
+from evaluation.protocol import PROTOCOLS
+from evaluation.systems import SYSTEMS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `millivid evaluate`."""
+    parser.add_argument(
+        "--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS, help="systems to compare"
+    )
+    parser.add_argument(
+        "--checkpoint-for", action="append", default=[], metavar="SYSTEM=NAME_OR_DIR",
+        help="diffusion checkpoint of a system (default: bundled <layout>-<system>); repeatable",
+    )  # fmt: skip
+    parser.add_argument(
+        "--autoencoder", default=None, help="autoencoder of every system (default: bundled <layout>)"
+    )
+    parser.add_argument(
+        "--autoencoder-for", action="append", default=[], metavar="SYSTEM=NAME_OR_DIR",
+        help="autoencoder of one system; repeatable",
+    )  # fmt: skip
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="loopcraft-64")
+    parser.add_argument(
+        "--context", type=int, default=None, help="override the protocol's context C (non-standard)"
+    )
+    parser.add_argument(
+        "--frames", type=int, default=None, help="override the protocol's horizon T (non-standard)"
+    )
+    parser.add_argument(
+        "--data", default=None, help="test split folder; default: generate test loops into OUT/test-data"
+    )
+    parser.add_argument("--data-seed", type=int, default=0, help="seed of generated test loops (default 0)")
+    parser.add_argument("--videos", type=int, default=32, help="test videos N (default 32)")
+    parser.add_argument("--out", required=True, help="output folder (resumes a run of the same config)")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write report.json here")
+    parser.add_argument("--batch-size", type=int, default=4, help="videos rolled out together (default 4)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--steps", type=int, default=8, help="sampler evaluations per rollout step (default 8)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0, as the paper)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--lpips", choices=LPIPS_CHOICES, default="auto", help="LPIPS variant (default auto)")
+    parser.add_argument(
+        "--alexnet-weights", default=None, help="torchvision AlexNet weights for standard LPIPS-Alex"
+    )
+    parser.add_argument("--frechet", choices=FRECHET_CHOICES, default="st-alex", help="Fréchet feature space")
+    parser.add_argument("--strips", type=int, default=3, help="revisit frames kept per video for the strips")
+    parser.add_argument(
+        "--revisit-distance",
+        type=float,
+        default=1.0,
+        help="revisit radius in blocks (strips, revisits bucket)",
+    )
+    parser.add_argument(
+        "--revisit-yaw", type=float, default=15.0, help="revisit heading tolerance in degrees"
+    )
+    parser.add_argument("--revisit-gap", type=int, default=32, help="revisit: frames between the two poses")
+    parser.add_argument(
+        "--allow-strategy-mismatch", action="store_true",
+        help="evaluate a checkpoint trained for another strategy anyway",
+    )  # fmt: skip
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    """Run (or continue) the evaluation described by parsed options and write its report.
+
+    Raises:
+        ValueError subclasses with the fix in the message: bad systems/checkpoints
+        (:class:`~evaluation.systems.SystemError_`), a test set that does not fit
+        (:class:`~evaluation.testset.TestSetError`), another config in ``--out``
+        (:class:`~evaluation.store.ConfigMismatchError`); ``MetricWeightsError`` for missing metric weights.
+    """
+    from evaluation.protocol import get_protocol
+    from evaluation.report import write_report
+    from evaluation.revisits import RevisitTolerance
+    from evaluation.runner import Evaluation, EvaluationSettings
+    from evaluation.systems import parse_assignments, resolve_systems
+    from evaluation.testset import generate_test_set, open_test_set
+
+    for name in ("videos", "batch_size", "steps"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    protocol = get_protocol(args.protocol, args.context, args.frames)
+    systems = resolve_systems(
+        args.systems,
+        protocol,
+        parse_assignments(args.checkpoint_for, "--checkpoint-for"),
+        parse_assignments(args.autoencoder_for, "--autoencoder-for"),
+        args.autoencoder,
+    )
+    data = args.data
+    if data is None:
+        data = generate_test_set(
+            Path(args.out) / "test-data", protocol, args.videos, args.data_seed, not args.no_progress
+        )
+    test_set = open_test_set(data, protocol, args.videos)
+    settings = EvaluationSettings(
+        steps=args.steps, seed=args.seed, batch_size=args.batch_size, device=args.device, lpips=args.lpips,
+        alexnet_weights=args.alexnet_weights, frechet=args.frechet, strips=args.strips,
+        strip_tolerance=RevisitTolerance(args.revisit_distance, args.revisit_yaw, args.revisit_gap),
+        allow_strategy_mismatch=args.allow_strategy_mismatch,
+    )  # fmt: skip
+    evaluation = Evaluation(protocol, systems, test_set, args.out, settings, progress=not args.no_progress)
+    evaluation.run()
+    return write_report(evaluation, args.json)
+
+
+def summary(document: dict[str, Any]) -> str:
+    """A few lines for the terminal: mean LPIPS and PSNR per entry in every bucket."""
+    lpips = document["metrics"]["lpips"]["label"]
+    lines = [f"{document['videos']} videos, protocol {document['protocol']['name']}; {lpips} / PSNR dB:"]
+    for result in document["results"].values():
+        cells = []
+        for bucket in ("short", "medium", "long"):
+            stats = result["buckets"][bucket]
+            lp, ps = stats["lpips"]["mean"], stats["psnr"]["mean"]
+            cells.append(
+                f"{bucket} {lp:.3f} / {ps:.2f}" if lp is not None and ps is not None else f"{bucket} -"
+            )
+        lines.append(f"  {result['label']:<24} " + "   ".join(cells))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `millivid evaluate`."""
+    import torch
+
+    from evaluation.metric_setup import MetricWeightsError
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        document = evaluate(args)
+    except (ValueError, MetricWeightsError, FloatingPointError) as error:
+        print(f"millivid evaluate: error: {error}", file=sys.stderr)
+        return 2
+    print(summary(document))
+    print(f"report: {Path(args.out) / 'report.md'}")
+    return 0

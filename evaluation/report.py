@@ -1,0 +1,217 @@
+"""Write the report of a finished evaluation: ``report.json``, ``report.md``, plots and frame strips.
+
+``report.json`` (format ``millivid-evaluation-report`` v1) holds the protocol, the test set, the
+systems with their checkpoints and weight digests, the metric variants, the machine, and per entry
+(system or bound) the per-frame curves and the bucket statistics of :mod:`evaluation.aggregate`.
+``report.md`` renders one table per metric (rows: systems and bounds; columns: buckets).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluation.aggregate import aggregate
+from evaluation.plots import plot_curves, plot_strips
+from evaluation.revisits import RevisitTolerance
+from evaluation.runner import GROUND_TRUTH, Evaluation
+
+REPORT_FORMAT = "millivid-evaluation-report"
+BUCKET_NAMES = ("short", "medium", "long", "all", "revisits")
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf become None."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def metric_meta(evaluation: Evaluation) -> dict[str, dict[str, Any]]:
+    """Label and direction of every reported metric (the LPIPS and Fréchet variants named)."""
+    n = len(evaluation.test_set)
+    meta = {
+        "psnr": {"label": "PSNR (dB)", "higher_is_better": True, "videos": n},
+        "ssim": {"label": "SSIM", "higher_is_better": True, "videos": n},
+        "lpips": {"label": evaluation.suite.labels["lpips"], "higher_is_better": False, "videos": n},
+    }
+    if evaluation.features is not None:
+        meta["fd"] = {
+            "label": evaluation.features.name,
+            "higher_is_better": False,
+            "videos": n,
+            "note": "Fréchet distance of pooled per-frame features of the bucket vs the true frames "
+            "(not FID: the feature space is named)",
+        }
+    return meta
+
+
+def bucket_descriptions(evaluation: Evaluation) -> dict[str, str]:
+    """Human-readable frame ranges of the buckets (1-based rollout frames)."""
+    p = evaluation.protocol
+    tol: RevisitTolerance = evaluation.settings.strip_tolerance
+    out = {name: f"rollout frames {lo + 1}-{hi}" for name, (lo, hi) in p.bucket_edges().items()}
+    out["all"] = f"rollout frames 1-{p.horizon}"
+    out["revisits"] = (
+        f"rollout frames whose true pose is within {tol.max_distance} blocks and {tol.max_yaw} degrees of a "
+        f"context pose at least {tol.min_gap} frames earlier"
+    )
+    return out
+
+
+def write_report(evaluation: Evaluation, json_path: str | Path | None = None) -> dict[str, Any]:
+    """Aggregate the stored results and write every report file into the evaluation folder.
+
+    Args:
+        evaluation: a finished :class:`~evaluation.runner.Evaluation` (all results stored).
+        json_path: also write ``report.json``'s content here.
+
+    Returns:
+        The ``report.json`` document.
+    """
+    from evaluation.bench.machine import describe_machine
+
+    root = evaluation.store.root
+    protocol, numbers = evaluation.protocol, evaluation.test_set.numbers
+    results = aggregate(evaluation.store, evaluation.entries, protocol, numbers)
+    revisits = results.pop("_revisits")
+    metrics = metric_meta(evaluation)
+    plots = plot_curves(results, metrics, protocol, root / "plots")
+    strip = plot_strips(*_strip_rows(evaluation), root / "strips", protocol.context)
+    config = evaluation.store.config
+    document = {
+        "format": REPORT_FORMAT,
+        "format_version": 1,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "fingerprint": evaluation.store.fingerprint,
+        "protocol": protocol.to_json(),
+        "videos": len(numbers),
+        "video_numbers": numbers,
+        "test_set": {"root": config["test_set"]["root"], "config": config["test_set"]["config"]},
+        "systems": [{"name": spec.name, **config["systems"][spec.name]} for spec in evaluation.systems],
+        "sampling": config["sampling"],
+        "metrics": metrics,
+        "buckets": bucket_descriptions(evaluation),
+        "revisit_frames_per_video": revisits,
+        "results": results,
+        "device": str(evaluation.device),
+        "machine": describe_machine(),
+        "files": {
+            "markdown": "report.md",
+            "plots": [str(p.relative_to(root)) for p in plots],
+            "strips": [str(strip.relative_to(root))] if strip else [],
+        },
+    }
+    document = _clean(document)
+    text = json.dumps(document, indent=1) + "\n"
+    (root / "report.json").write_text(text)
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(text)
+    (root / "report.md").write_text(markdown(document))
+    return document
+
+
+def _strip_rows(evaluation: Evaluation) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows for :func:`evaluation.plots.plot_strips` (one revisit per video, up to 6 videos)."""
+    store, entries = evaluation.store, evaluation.entries
+    shown = [e for e in entries if e.kind in ("upper-bound", "system")]
+    columns = ["context", "ground truth", *[e.label for e in shown]]
+    rows: list[dict[str, Any]] = []
+    for number in evaluation.test_set.numbers:
+        truth = store.load(GROUND_TRUTH, number)
+        if truth is None or len(truth["strip_index"]) == 0:
+            continue
+        j = len(truth["strip_index"]) - 1  # the latest revisit: the longest memory
+        frames = {"context": truth["strip_context_frames"][j], "ground truth": truth["strip_frames"][j]}
+        for entry in shown:
+            arrays = store.load(entry.key, number)
+            if arrays is not None:
+                frames[entry.label] = arrays["strip_frames"][j]
+        index, context_index = int(truth["strip_index"][j]), int(truth["strip_context"][j])
+        rows.append({"video": number, "index": index, "context_index": context_index, "frames": frames})
+        if len(rows) == 6:
+            break
+    return rows, columns
+
+
+def _cell(stats: dict[str, Any] | float | None, digits: int) -> str:
+    if isinstance(stats, dict):
+        mean, sem = stats.get("mean"), stats.get("sem")
+        if mean is None:
+            return "-"
+        return f"{mean:.{digits}f}" + (f" ± {sem:.{digits}f}" if sem is not None else "")
+    return "-" if stats is None else f"{stats:.{digits}f}"
+
+
+def markdown(document: dict[str, Any]) -> str:
+    """``report.md``: the setting, the checkpoints, one table per metric, the plots and strips."""
+    p = document["protocol"]
+    lines = [
+        f"# Revisit-consistency evaluation: protocol `{p['name']}`",
+        "",
+        f"- **{document['videos']} test videos** (Loopcraft test loops, numbers "
+        f"{', '.join(map(str, document['video_numbers'][:12]))}{' ...' if document['videos'] > 12 else ''}) "
+        f"from `{document['test_set']['root']}`; {p['resolution']}x{p['resolution']} frames.",
+        f"- {p['context']} ground-truth context frames, then {p['horizon']} frames generated open loop with "
+        f"the ground-truth actions; sampling: {document['sampling']['steps']} steps, seed "
+        f"{document['sampling']['seed']}, no guidance."
+        + ("" if p["standard"] else " **Non-standard context/horizon.**"),
+        "- Buckets: " + "; ".join(f"**{k}** = {v}" for k, v in document["buckets"].items()) + ".",
+        f"- Metrics: PSNR, SSIM, **{document['metrics']['lpips']['label']}**"
+        + (
+            f", **{document['metrics']['fd']['label']}** Fréchet distance"
+            if "fd" in document["metrics"]
+            else ""
+        )
+        + ". Values are mean ± standard error over videos of the per-video mean in the bucket; the Fréchet "
+        "distance pools the bucket's frames of all videos (no error bar).",
+        "- Bounds: *autoencoded GT* = true frames through the system's autoencoder (best reachable); *random "
+        "frames* = the same frame index of a random other test video (unrelated but realistic).",
+        f"- Device `{document['device']}`; machine: {_machine(document['machine'])}.",
+        f"- Created {document['created']}; config fingerprint `{document['fingerprint'][:16]}`.",
+        "",
+        "## Checkpoints",
+        "",
+        "| system | diffusion checkpoint | autoencoder | diffusion sha256 | rollout s/video |",
+        "|---|---|---|---|---|",
+    ]
+    for system in document["systems"]:
+        seconds = document["results"].get(system["name"], {}).get("rollout_seconds_per_video")
+        lines.append(
+            f"| {system['name']} | `{system['checkpoint']}` | `{system['autoencoder']}` | "
+            f"`{system['files']['diffusion']['sha256'][:12]}` | {_cell(seconds, 1)} |"
+        )
+    for metric, meta in document["metrics"].items():
+        arrow = "higher is better" if meta["higher_is_better"] else "lower is better"
+        digits = 2 if metric == "psnr" else 4
+        lines += ["", f"## {meta['label']} ({arrow})", "", "| | " + " | ".join(BUCKET_NAMES) + " |"]
+        lines.append("|---" * (len(BUCKET_NAMES) + 1) + "|")
+        for result in document["results"].values():
+            name = result["label"] + (" *(bound)*" if result["kind"].endswith("bound") else "")
+            cells = [_cell(result["buckets"][b].get(metric), digits) for b in BUCKET_NAMES]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "## Plots", ""]
+    lines += [f"![{Path(path).stem}]({path})" for path in document["files"]["plots"]]
+    if document["files"]["strips"]:
+        lines += ["", "## Frames at revisits", "", "Each row: the context frame the true pose revisits, the "
+                  "true frame, the autoencoded truth and every system's frame.", ""]  # fmt: skip
+        lines += [f"![revisits]({path})" for path in document["files"]["strips"]]
+    return "\n".join(lines) + "\n"
+
+
+def _machine(machine: dict[str, Any]) -> str:
+    from evaluation.bench.machine import machine_line
+
+    try:
+        return machine_line(machine)
+    except KeyError:
+        return str(machine)

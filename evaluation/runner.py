@@ -1,0 +1,346 @@
+"""Run the revisit-consistency protocol: roll out every system on every test loop, score every frame.
+
+For each test video (``C`` context + ``T`` future frames of a Loopcraft test loop) and each *entry*:
+
+- a **system** (``millivid``, ``framepack``, ``full-resolution``): open-loop rollout of ``T`` frames
+  from the ground-truth context with the video's ground-truth actions (sampling seed ``seed`` for
+  every video, so a video's frames do not depend on the batch it is rolled out in);
+- ``autoencoded-<ae>`` (**upper bound**): the true future frames through the system's autoencoder
+  (encode, decode level 0), once per distinct autoencoder;
+- ``random-frames`` (**lower bound**): for every rollout frame ``i`` the raw frame ``C + i`` of a
+  random *other* test video (drawn per video from a seeded generator; realistic but unrelated);
+- ``ground-truth``: the true future frames' features (reference of the Fréchet distance) and the
+  revisit frames chosen for the report's strips.
+
+Per frame the entry gets PSNR, SSIM and LPIPS against the true frame plus Fréchet features, written to
+``DIR/per_video/<entry>/<video>.npz`` (:mod:`evaluation.store`). Videos are rolled out ``batch_size``
+at a time; finished files are skipped, so a killed run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from evaluation.metric_setup import build_metrics
+from evaluation.protocol import Protocol
+from evaluation.revisits import RevisitTolerance, context_revisits, spread
+from evaluation.store import ResultStore
+from evaluation.systems import SystemSpec, check_layouts, check_strategy, load_system, resolve_files
+from evaluation.testset import TestSet
+from models.rollout.open_loop import imagine
+
+GROUND_TRUTH = "ground-truth"
+RANDOM_FRAMES = "random-frames"
+#: Seed stream of the random-frame bound's donor choice (independent of the sampling seed's use).
+_DONOR_STREAM = 7
+
+
+@dataclass
+class EvaluationSettings:
+    """Everything besides the protocol, systems and test set that shapes the results.
+
+    Attributes:
+        steps: sampler evaluations per rollout step.
+        seed: sampling seed (every video uses a generator seeded with it) and donor seed of the
+            random-frame bound.
+        batch_size: videos rolled out together.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        lpips: LPIPS variant choice (see :mod:`evaluation.metric_setup`).
+        alexnet_weights: AlexNet trunk file for standard LPIPS-Alex / FD-Alex.
+        frechet: Fréchet feature space choice.
+        strips: revisit frames per video kept for the report's strips.
+        strip_tolerance: what counts as a revisit of a context pose for the strips.
+        allow_strategy_mismatch: evaluate checkpoints trained for another strategy.
+    """
+
+    steps: int = 8
+    seed: int = 0
+    batch_size: int = 4
+    device: str = "auto"
+    lpips: str = "auto"
+    alexnet_weights: str | None = None
+    frechet: str = "st-alex"
+    strips: int = 3
+    strip_tolerance: RevisitTolerance = field(default_factory=lambda: RevisitTolerance(1.0, 15.0, 32))
+    allow_strategy_mismatch: bool = False
+
+
+@dataclass
+class Entry:
+    """One row of the results: a system, a bound or the ground-truth reference.
+
+    Attributes:
+        key: folder name under ``per_video``.
+        kind: ``system``, ``upper-bound``, ``lower-bound`` or ``reference``.
+        label: display name in tables and plots.
+        spec: the system (systems only; for ``upper-bound`` the first system using that autoencoder).
+    """
+
+    key: str
+    kind: str
+    label: str
+    spec: SystemSpec | None = None
+
+
+def plan_entries(systems: list[SystemSpec], files: dict[str, dict[str, Any]]) -> list[Entry]:
+    """Systems, one autoencoded bound per distinct autoencoder, the random bound, the reference."""
+    entries = [Entry(s.name, "system", s.name, s) for s in systems]
+    seen: dict[str, Entry] = {}
+    for spec in systems:
+        digest = files[spec.name]["autoencoder"]["sha256"]
+        if digest not in seen:
+            seen[digest] = Entry(f"autoencoded-{digest[:8]}", "upper-bound", "autoencoded GT", spec)
+    if len(seen) > 1:
+        for entry in seen.values():
+            entry.label = f"autoencoded GT ({entry.spec.autoencoder})"  # type: ignore[union-attr]
+    entries += list(seen.values())
+    entries.append(Entry(RANDOM_FRAMES, "lower-bound", "random frames"))
+    entries.append(Entry(GROUND_TRUTH, "reference", "ground truth"))
+    return entries
+
+
+def strip_plan(
+    poses: np.ndarray, context: int, count: int, tolerance: RevisitTolerance
+) -> dict[str, np.ndarray]:
+    """Revisit frames of a test video: a mask over rollout frames and ``count`` picks for the strips.
+
+    Args:
+        poses: float ``(C + T, 5)``.
+        context: ``C``.
+        count: strip frames to pick (evenly over the revisits).
+        tolerance: revisit tolerance against context poses.
+
+    Returns:
+        ``revisit_mask`` bool ``(T,)``, ``strip_index`` int64 ``(K,)`` rollout frame indices and
+        ``strip_context`` int64 ``(K,)`` the context frame each one revisits (``K <= count``).
+    """
+    found = context_revisits(poses, context, tolerance)
+    mask = np.zeros(len(poses) - context, dtype=bool)
+    mask[[i for i, _ in found]] = True
+    picks = spread(found, count)
+    return {
+        "revisit_mask": mask,
+        "strip_index": np.array([i for i, _ in picks], dtype=np.int64),
+        "strip_context": np.array([m.index for _, m in picks], dtype=np.int64),
+    }
+
+
+def donors(number: int, position: int, videos: int, horizon: int, seed: int) -> np.ndarray:
+    """Positions of the other test videos the random-frame bound takes each rollout frame from.
+
+    Args:
+        number: dataset number of the video (seeds the choice, so it does not depend on the run).
+        position: its position in the test set (never chosen).
+        videos: test set size ``N >= 2``.
+        horizon: ``T``.
+        seed: the evaluation seed.
+
+    Returns:
+        int64 ``(T,)`` positions in ``[0, N)``, all different from ``position``.
+    """
+    rng = np.random.default_rng([seed, _DONOR_STREAM, number])
+    picks = rng.integers(0, videos - 1, horizon)
+    return picks + (picks >= position)
+
+
+class Evaluation:
+    """One evaluation run over a test set (build, then :meth:`run`).
+
+    Args:
+        protocol: the protocol.
+        systems: compared systems.
+        test_set: the test loops (checked against the protocol).
+        out: the output folder.
+        settings: sampling and metric settings.
+        progress: show a progress bar.
+
+    Raises:
+        evaluation.systems.SystemError_: a checkpoint is missing or does not fit.
+        evaluation.metric_setup.MetricWeightsError: metric weights are missing.
+        evaluation.store.ConfigMismatchError: ``out`` holds another config's results.
+    """
+
+    def __init__(
+        self,
+        protocol: Protocol,
+        systems: list[SystemSpec],
+        test_set: TestSet,
+        out: str,
+        settings: EvaluationSettings | None = None,
+        progress: bool = True,
+    ) -> None:
+        from models.world_model import resolve_device
+
+        self.protocol, self.systems, self.test_set = protocol, systems, test_set
+        self.settings = settings or EvaluationSettings()
+        self.progress = progress
+        self.device = resolve_device(self.settings.device)
+        self.files = {spec.name: resolve_files(spec) for spec in systems}
+        for spec in systems:
+            check_layouts(spec, self.files[spec.name], protocol)
+            check_strategy(spec, self.files[spec.name], self.settings.allow_strategy_mismatch)
+        self.suite, self.features = build_metrics(
+            self.settings.lpips, self.settings.alexnet_weights, self.settings.frechet, self.device
+        )
+        self.entries = plan_entries(systems, self.files)
+        self.store = ResultStore(out, self.config())
+        self.seconds: dict[str, float] = {}
+
+    def config(self) -> dict[str, Any]:
+        """The config whose fingerprint guards the output folder (everything that changes results)."""
+        s = self.settings
+        tol = s.strip_tolerance
+        return {
+            "protocol": self.protocol.to_json(),
+            "test_set": self.test_set.describe(),
+            "systems": {
+                spec.name: {
+                    "checkpoint": spec.checkpoint,
+                    "autoencoder": spec.autoencoder,
+                    "files": self.files[spec.name],
+                }
+                for spec in self.systems
+            },
+            "sampling": {"steps": s.steps, "seed": s.seed, "guidance_scale": 1.0},
+            "metrics": {
+                "lpips": self.suite.labels["lpips"],
+                "frechet": self.features.name if self.features is not None else None,
+            },
+            "strips": {
+                "count": s.strips,
+                "max_distance": tol.max_distance,
+                "max_yaw": tol.max_yaw,
+                "min_gap": tol.min_gap,
+            },
+        }
+
+    def pending(self) -> dict[str, list[int]]:
+        """``{entry key: positions of the test videos it still lacks}``."""
+        return {
+            e.key: [k for k, n in enumerate(self.test_set.numbers) if not self.store.done(e.key, n)]
+            for e in self.entries
+        }
+
+    def run(self, on_saved: Callable[[str, int], None] | None = None) -> dict[str, list[int]]:
+        """Compute every missing (entry, video) result; returns what was computed.
+
+        Args:
+            on_saved: called as ``on_saved(entry_key, video_number)`` after each file is written.
+        """
+        todo = self.pending()
+        total = sum(len(v) for v in todo.values())
+        done: dict[str, list[int]] = {key: [] for key in todo}
+        bar = tqdm(
+            total=total, desc=f"evaluate {self.protocol.name}", unit="result", disable=not self.progress
+        )
+
+        def saved(key: str, k: int, arrays: dict[str, np.ndarray]) -> None:
+            number = self.test_set.numbers[k]
+            self.store.save(key, number, arrays)
+            done[key].append(number)
+            bar.update(1)
+            if on_saved is not None:
+                on_saved(key, number)
+
+        try:
+            for entry in self.entries:
+                positions = todo[entry.key]
+                if not positions:
+                    continue
+                bar.set_postfix_str(entry.key)
+                start = time.perf_counter()
+                if entry.kind == "system":
+                    self._run_system(entry, positions, saved)
+                elif entry.kind == "upper-bound":
+                    self._run_autoencoded(entry, positions, saved)
+                elif entry.kind == "lower-bound":
+                    self._run_random(entry, positions, saved)
+                else:
+                    self._run_reference(entry, positions, saved)
+                self.seconds[entry.key] = time.perf_counter() - start
+        finally:
+            bar.close()
+        return done
+
+    # ------------------------------------------------------------------ entries
+    def _strip(self, k: int) -> dict[str, np.ndarray]:
+        video = self.test_set.video(k)
+        s = self.settings
+        return strip_plan(video.poses, self.protocol.context, s.strips, s.strip_tolerance)
+
+    def _score(self, k: int, frames: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-frame metrics of ``frames`` uint8 ``(T, R, R, 3)`` against video ``k``'s true future."""
+        c = self.protocol.context
+        truth = self.test_set.video(k).frames[c:]
+        if frames.shape != truth.shape or frames.dtype != np.uint8:
+            raise ValueError(
+                f"generated frames are {frames.dtype}{frames.shape}, expected uint8{truth.shape}"
+            )
+        values = {name: v.numpy().astype(np.float32) for name, v in self.suite(frames, truth).items()}
+        if self.features is not None:
+            values["features"] = self.features(frames).cpu().numpy().astype(np.float32)
+        values["strip_frames"] = frames[self._strip(k)["strip_index"]]
+        return values
+
+    def _run_system(self, entry: Entry, positions: list[int], saved: Callable) -> None:
+        spec = entry.spec
+        assert spec is not None
+        world = load_system(spec, self.files[spec.name], self.protocol, str(self.device))
+        c, b = self.protocol.context, max(1, self.settings.batch_size)
+        for first in range(0, len(positions), b):
+            batch = positions[first : first + b]
+            videos = [self.test_set.video(k) for k in batch]
+            frames = np.stack([v.frames[:c] for v in videos])
+            actions = np.stack([v.actions for v in videos])
+            generators = [torch.Generator().manual_seed(self.settings.seed) for _ in batch]
+            start = time.perf_counter()
+            generated = imagine(
+                world, frames, actions[:, :c], actions[:, c:], spec.strategy, self.settings.steps, generators
+            )
+            seconds = (time.perf_counter() - start) / len(batch)
+            for k, out in zip(batch, generated, strict=True):
+                saved(entry.key, k, {**self._score(k, out), "rollout_seconds": np.float64(seconds)})
+
+    def _run_autoencoded(self, entry: Entry, positions: list[int], saved: Callable) -> None:
+        spec = entry.spec
+        assert spec is not None
+        world = load_system(spec, self.files[spec.name], self.protocol, str(self.device))
+        c = self.protocol.context
+        for k in positions:
+            truth = self.test_set.video(k).frames[c:]
+            parts = [
+                world.decode_frames(world.encode_frames(p), 0)
+                for p in np.array_split(truth, -(-len(truth) // 64))
+            ]
+            saved(entry.key, k, self._score(k, np.concatenate(parts)))
+
+    def _run_random(self, entry: Entry, positions: list[int], saved: Callable) -> None:
+        n, t = len(self.test_set), self.protocol.horizon
+        for k in positions:
+            number = self.test_set.numbers[k]
+            source = donors(number, k, n, t, self.settings.seed)
+            frames = np.empty_like(self.test_set.video(k).frames[self.protocol.context :])
+            for d in np.unique(source):
+                where = np.flatnonzero(source == d)
+                frames[where] = self.test_set.rollout_frames(int(d), where)
+            numbers = np.asarray(self.test_set.numbers, dtype=np.int64)[source]
+            saved(entry.key, k, {**self._score(k, frames), "donor": numbers})
+
+    def _run_reference(self, entry: Entry, positions: list[int], saved: Callable) -> None:
+        c = self.protocol.context
+        for k in positions:
+            video = self.test_set.video(k)
+            plan = self._strip(k)
+            arrays: dict[str, np.ndarray] = dict(plan)
+            arrays["strip_frames"] = video.frames[c + plan["strip_index"]]
+            arrays["strip_context_frames"] = video.frames[plan["strip_context"]]
+            if self.features is not None:
+                arrays["features"] = self.features(video.frames[c:]).cpu().numpy().astype(np.float32)
+            saved(entry.key, k, arrays)

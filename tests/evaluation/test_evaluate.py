@@ -1,0 +1,150 @@
+"""`millivid evaluate` on tiny random checkpoints and three tiny generated test loops (C = 96, T = 6)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import evaluation.runner as runner
+from evaluation.metrics import LPIPS_NAME, ST_LPIPS_NAME, psnr
+from evaluation.protocol import get_protocol
+from evaluation.revisits import RevisitTolerance
+from evaluation.runner import Evaluation, EvaluationSettings
+from evaluation.store import ConfigMismatchError
+from evaluation.systems import SYSTEMS, resolve_systems
+from evaluation.testset import generate_test_set, open_test_set
+from millivid_env.cli import COMMANDS, main
+from models.testing import save_tiny_world_model
+
+CONTEXT, HORIZON, VIDEOS = 96, 6, 3
+PROTOCOL = get_protocol("loopcraft-64", CONTEXT, HORIZON)
+LOOSE = ["--revisit-distance", "100", "--revisit-yaw", "180", "--revisit-gap", "1"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """Tiny random checkpoints, a generated test split, and one finished evaluation over them."""
+    root = tmp_path_factory.mktemp("evaluate")
+    ae, dit = save_tiny_world_model(root / "model")
+    data = generate_test_set(root / "data", PROTOCOL, VIDEOS, progress=False)
+    checkpoints = [arg for s in SYSTEMS for arg in ("--checkpoint-for", f"{s}={dit}")]
+    common = ["--autoencoder", str(ae), *checkpoints, "--context", str(CONTEXT), "--frames", str(HORIZON)]
+    common += [
+        "--data",
+        str(data),
+        "--videos",
+        str(VIDEOS),
+        "--steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--no-progress",
+    ]
+    out = root / "eval"
+    assert main(["evaluate", *common, *LOOSE, "--out", str(out), "--json", str(root / "copy.json")]) == 0
+    return SimpleNamespace(ae=ae, dit=dit, data=data, out=out, common=common, root=root)
+
+
+def test_command_is_registered():
+    assert COMMANDS["evaluate"].module == "evaluation.evaluate_cli"
+
+
+def test_report_files_and_structure(tiny):
+    report = json.loads((tiny.out / "report.json").read_text())
+    assert report == json.loads((tiny.root / "copy.json").read_text())
+    assert report["videos"] == VIDEOS and report["protocol"]["horizon"] == HORIZON
+    assert report["metrics"]["lpips"]["label"] in (LPIPS_NAME, ST_LPIPS_NAME)
+    assert report["metrics"]["fd"]["label"] == "FD-STAlex"
+    kinds = {key: r["kind"] for key, r in report["results"].items()}
+    assert [k for k, v in kinds.items() if v == "system"] == list(SYSTEMS)
+    assert sorted(kinds.values()).count("upper-bound") == 1 and kinds["random-frames"] == "lower-bound"
+    for result in report["results"].values():
+        assert set(result["buckets"]) == {"short", "medium", "long", "all", "revisits"}
+        for bucket in result["buckets"].values():
+            assert {"psnr", "ssim", "lpips", "fd"} <= set(bucket)
+            assert bucket["lpips"]["n"] == VIDEOS and bucket["lpips"]["mean"] is not None
+        assert all(len(result["curves"][m]) == HORIZON for m in ("psnr", "ssim", "lpips"))
+    assert [s["name"] for s in report["systems"]] == list(SYSTEMS)
+    assert report["machine"]["cpu"] and report["revisit_frames_per_video"] == [HORIZON] * VIDEOS
+    md = (tiny.out / "report.md").read_text()
+    assert report["metrics"]["lpips"]["label"] in md and "| short | medium | long | all | revisits |" in md
+    assert f"{VIDEOS} test videos" in md and str(tiny.dit) in md
+    for name in ("psnr", "ssim", "lpips", "fd", "overview"):
+        assert (tiny.out / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tiny.out / "strips" / "revisits.png").is_file()
+
+
+def test_bounds_use_the_autoencoder_and_other_videos(tiny):
+    from models.world_model import WorldModel
+
+    report = json.loads((tiny.out / "report.json").read_text())
+    bound = next(k for k, r in report["results"].items() if r["kind"] == "upper-bound")
+    test_set = open_test_set(tiny.data, PROTOCOL, VIDEOS)
+    world = WorldModel.load(str(tiny.ae), str(tiny.dit), "cpu")
+    for k, number in enumerate(test_set.numbers):
+        truth = test_set.video(k).frames[CONTEXT:]
+        stored = np.load(tiny.out / "per_video" / bound / f"{number:06d}.npz")
+        expected = psnr(world.decode_frames(world.encode_frames(truth), 0), truth).numpy()
+        np.testing.assert_allclose(stored["psnr"], expected, atol=0.05)
+        assert stored["psnr"].max() < 60  # not the raw truth
+        random = np.load(tiny.out / "per_video" / "random-frames" / f"{number:06d}.npz")
+        assert (random["donor"] != number).all()
+        donor_frames = np.stack(
+            [
+                test_set.video(test_set.numbers.index(d)).frames[CONTEXT + i]
+                for i, d in enumerate(random["donor"])
+            ]
+        )
+        np.testing.assert_allclose(random["psnr"], psnr(donor_frames, truth).numpy(), rtol=1e-5)
+
+
+def test_rerun_skips_everything_and_config_change_is_refused(tiny, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(runner, "imagine", lambda *a, **k: calls.append(a) or pytest.fail("rolled out"))
+    stamps = {p: p.stat().st_mtime_ns for p in (tiny.out / "per_video").rglob("*.npz")}
+    assert main(["evaluate", *tiny.common, *LOOSE, "--out", str(tiny.out)]) == 0
+    assert not calls and stamps == {p: p.stat().st_mtime_ns for p in stamps}
+    capsys.readouterr()
+    assert main(["evaluate", *tiny.common, *LOOSE, "--seed", "1", "--out", str(tiny.out)]) == 2
+    error = capsys.readouterr().err
+    assert "another config" in error and "sampling.seed: 0 vs 1" in error and "another --out" in error
+
+
+def test_killed_evaluation_continues_where_it_stopped(tiny, tmp_path, monkeypatch):
+    checkpoints = {s: str(tiny.dit) for s in SYSTEMS[1:]}
+    systems = resolve_systems(
+        ["framepack", "full-resolution"], PROTOCOL, checkpoints, autoencoder=str(tiny.ae)
+    )
+    settings = EvaluationSettings(
+        steps=1, batch_size=2, device="cpu", strip_tolerance=RevisitTolerance(100, 180, 1)
+    )
+    test_set = open_test_set(tiny.data, PROTOCOL, VIDEOS)
+    rolled: list[int] = []
+    real = runner.imagine
+
+    def counting(world, frames, *args, **kwargs):
+        rolled.append(len(frames))
+        return real(world, frames, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "imagine", counting)
+
+    def kill(entry: str, number: int) -> None:
+        if entry == "framepack" and number == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Evaluation(PROTOCOL, systems, test_set, str(tmp_path), settings, progress=False).run(on_saved=kill)
+    assert rolled == [2]  # first batch (videos 0, 1) rolled out, both saved before the kill
+    evaluation = Evaluation(PROTOCOL, systems, test_set, str(tmp_path), settings, progress=False)
+    assert evaluation.pending()["framepack"] == [2]
+    done = evaluation.run()
+    assert done["framepack"] == [2] and done["full-resolution"] == [0, 1, 2] and rolled == [2, 1, 2, 1]
+    assert not any(evaluation.pending().values())
+    other = EvaluationSettings(
+        steps=2, batch_size=2, device="cpu", strip_tolerance=RevisitTolerance(100, 180, 1)
+    )
+    with pytest.raises(ConfigMismatchError, match="sampling.steps: 1 vs 2"):
+        Evaluation(PROTOCOL, systems, test_set, str(tmp_path), other, progress=False)
