@@ -35,8 +35,14 @@ COMMANDS: dict[str, Command] = {
     "rollout": Command(
         "evaluation.rollout_cli", "open-loop rollout of a video, side by side with ground truth"
     ),
+    "evaluate": Command(
+        "evaluation.evaluate_cli", "revisit-consistency evaluation of several systems, with report"
+    ),
     "eval-autoencoder": Command("evaluation.autoencoder_eval", "autoencoder PSNR/SSIM/perceptual per level"),
     "play": Command("agents.play", "play an env with the keyboard in a pygame window"),
+    "train-reward-head": Command("agents.reward_head_cli", "train the landmark reward head on latents"),
+    "train-agent": Command("agents.train_agent", "train a PPO agent (real env or in imagination)"),
+    "eval-agent": Command("agents.eval_agent", "success rate and return of an agent in the real world"),
     "bench": Command("evaluation.bench.cli", "measure speed (frames/s, FLOP utilisation) side by side"),
 }
 

@@ -7,14 +7,16 @@ sampler's torch generator), so a reset seed fixes the whole episode.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from millivid_env.loopcraft.env import LoopcraftEnv
-from millivid_env.loopcraft.physics import TURN_DEG, VALID_ACTIONS_TEXT
-from millivid_env.loopcraft.trajectories import random_walk
+from millivid_env.loopcraft.physics import VALID_ACTIONS_TEXT
+from millivid_env.loopcraft.task import walk_start
+from millivid_env.loopcraft.world import World
 
 __all__ = ["RESET_OPTIONS", "EpisodeStart", "check_context_frames", "start_episode", "validate_context"]
 
@@ -110,13 +112,15 @@ def start_episode(
     min_frames: int,
     twin: LoopcraftEnv,
     ground_truth: bool,
+    accept: Callable[[World, np.ndarray], bool] | None = None,
 ) -> EpisodeStart:
     """Draw (or take from ``options``) the context of a new episode.
 
     Without context options, the world of ``options["world_seed"]`` (or of a seed drawn from
     ``np_random``) is walked from its spawn, facing a random multiple of 10 degrees, along a
     Loopcraft random walk of ``context_frames`` actions; ``twin`` renders the frames and is left at the
-    last one, ready to be stepped alongside the model.
+    last one, ready to be stepped alongside the model. A task may reject starts (``accept``): the walk
+    (and the world, unless given) is then redrawn (:func:`~millivid_env.loopcraft.task.walk_start`).
 
     Args:
         np_random: the env's generator.
@@ -125,6 +129,7 @@ def start_episode(
         min_frames: fewest context frames accepted from ``options``.
         twin: the ground-truth env that renders the walk.
         ground_truth: whether the twin will be stepped alongside (needs a walk, not given frames).
+        accept: predicate on ``(world, pose at the end of the walk)``; None accepts every walk.
 
     Returns:
         The `EpisodeStart`.
@@ -144,16 +149,8 @@ def start_episode(
             options["context_frames"], options["context_actions"], min_frames, twin.resolution
         )
         return EpisodeStart(frames, actions, None, _torch_seed(np_random))
-    world_seed = options.get("world_seed")
-    if world_seed is None:
-        world_seed = int(np_random.integers(0, 2**31 - 1))
-    yaw = TURN_DEG * int(np_random.integers(0, 360 // TURN_DEG))
-    actions = random_walk(np_random, context_frames)
-    twin.reset(options={"world_seed": int(world_seed), "yaw": yaw})
-    frames = np.empty((context_frames, twin.resolution, twin.resolution, 3), dtype=np.uint8)
-    for i, action in enumerate(actions.tolist()):
-        frames[i] = twin.step(action)[0]
-    return EpisodeStart(frames, actions, int(world_seed), _torch_seed(np_random))
+    start = walk_start(np_random, twin, context_frames, options.get("world_seed"), accept=accept)
+    return EpisodeStart(start.frames, start.actions, start.world_seed, _torch_seed(np_random))
 
 
 def _torch_seed(np_random: np.random.Generator) -> int:

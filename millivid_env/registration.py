@@ -9,6 +9,10 @@ LOOPCRAFT_MAX_EPISODE_STEPS = 1024
 #: Episode length of the world-model envs: the CPU evaluation protocol generates 384 frames after its
 #: context, so 512 covers it with room to spare (imagined episodes drift; longer ones are a choice).
 MILLIVID_MAX_EPISODE_STEPS = 512
+#: Episode length of the landmark task (real and imagined): a start is 25-70 straight forward steps
+#: from a landmark, so 200 leaves room for turning and detours while keeping a random policy's success
+#: rate low (about 20%, docs/agents.md).
+LANDMARK_MAX_EPISODE_STEPS = 200
 
 #: World-model ids -> constructor kwargs. A change that alters frames (checkpoint, sampler, resolution)
 #: needs a new id or a version bump (README "Environment Versioning").
@@ -25,6 +29,17 @@ MILLIVID_VARIANTS: dict[str, dict[str, object]] = {
     },
 }
 
+#: World-model task ids -> constructor kwargs: reward and termination come from a reward head on the
+#: model's latents (`models.reward_head`). Kept apart from `MILLIVID_VARIANTS` (other episode length).
+MILLIVID_TASK_VARIANTS: dict[str, dict[str, object]] = {
+    "MilliVid-Loopcraft-Landmark-v0": {
+        "checkpoint": "loopcraft-64-millivid",
+        "autoencoder": "loopcraft-64",
+        "sampling_steps": 4,
+        "reward_head": "loopcraft-64-landmark",
+    },
+}
+
 
 def register_envs() -> None:
     """Register every millivid-env id with Gymnasium (idempotent)."""
@@ -34,12 +49,21 @@ def register_envs() -> None:
             entry_point="millivid_env.loopcraft.env:LoopcraftEnv",
             max_episode_steps=LOOPCRAFT_MAX_EPISODE_STEPS,
         )
-    for env_id, kwargs in MILLIVID_VARIANTS.items():
-        if env_id not in gym.registry:
-            gym.register(
-                id=env_id,
-                entry_point="millivid_env.world_model_env:MilliVidEnv",
-                vector_entry_point="millivid_env.world_model_vector_env:MilliVidVectorEnv",
-                max_episode_steps=MILLIVID_MAX_EPISODE_STEPS,
-                kwargs=dict(kwargs),
-            )
+    if "Loopcraft-Landmark-v0" not in gym.registry:
+        gym.register(
+            id="Loopcraft-Landmark-v0",
+            entry_point="millivid_env.loopcraft.landmark_env:LoopcraftLandmarkEnv",
+            max_episode_steps=LANDMARK_MAX_EPISODE_STEPS,
+        )
+    variants = [(MILLIVID_VARIANTS, MILLIVID_MAX_EPISODE_STEPS)]
+    variants.append((MILLIVID_TASK_VARIANTS, LANDMARK_MAX_EPISODE_STEPS))
+    for table, max_steps in variants:
+        for env_id, kwargs in table.items():
+            if env_id not in gym.registry:
+                gym.register(
+                    id=env_id,
+                    entry_point="millivid_env.world_model_env:MilliVidEnv",
+                    vector_entry_point="millivid_env.world_model_vector_env:MilliVidVectorEnv",
+                    max_episode_steps=max_steps,
+                    kwargs=dict(kwargs),
+                )

@@ -13,6 +13,7 @@ import torch
 from gymnasium import spaces
 
 from millivid_env.context import check_context_frames, start_episode
+from millivid_env.latent_reward import LatentReward
 from millivid_env.loopcraft.env import LoopcraftEnv
 from millivid_env.loopcraft.physics import validate_action
 from millivid_env.memory import HierarchicalMemory, MemorySnapshot
@@ -41,6 +42,10 @@ class EnvSnapshot:
     world_seed: int | None
     twin: tuple[Any, np.ndarray, int] | None  # (world, pose, steps) of the ground-truth twin
     truth_frame: np.ndarray | None
+    reward_state: tuple[float, tuple[bool, float] | None] = (
+        float("inf"),
+        None,
+    )  # reward head: distance, verdict
 
 
 class MilliVidEnv(gym.Env):
@@ -73,7 +78,10 @@ class MilliVidEnv(gym.Env):
 
     ## Rewards
 
-    Always 0.0 (tasks add rewards).
+    0.0 without a task. With `reward_head` (e.g. `MilliVid-Loopcraft-Landmark-v0`), a small head on the
+    generated frame's coarse latents (`models.reward_head`) judges each step: the task's success reward
+    (1.0) when it predicts success (probability > `success_threshold`), plus optional shaping on its
+    predicted distance when the head's task has `shaping > 0`.
 
     ## Starting State
 
@@ -84,11 +92,15 @@ class MilliVidEnv(gym.Env):
 
     ## Episode End
 
-    Never terminates (no task); truncated by `TimeLimit` at `max_episode_steps`.
+    Never terminates without a task; with `reward_head`, terminates when the head predicts success.
+    Truncated by `TimeLimit` at `max_episode_steps`. With a task, starts closer than the task's
+    `min_start_distance` to a landmark are redrawn, as in `Loopcraft-Landmark-v0` (same seed, same
+    start).
 
     ## Info
 
-    `step` (frames generated this episode) and `memory_tokens` (latent tokens held). With
+    `step` (frames generated this episode) and `memory_tokens` (latent tokens held); with
+    `reward_head` also `is_success` (predicted) and `success_prob`. With
     `ground_truth=True` a `Loopcraft-v0` twin takes the same actions: `info["ground_truth"]` holds its
     `frame` and `pose`, and `info["pose"]` its pose (float32 x, y, z, yaw, pitch).
 
@@ -102,6 +114,9 @@ class MilliVidEnv(gym.Env):
     - `ground_truth`: step a `Loopcraft-v0` twin alongside (see Info).
     - `render_mode`: `"rgb_array"` (the observation) or `"human"` (pygame window; the ground truth is
       shown beside the model's frame when `ground_truth=True`).
+    - `reward_head`: reward-head checkpoint of a task (bundled name, local directory or Hub repo id),
+      trained with `millivid train-reward-head` on this autoencoder; None: no task.
+    - `success_threshold`: success probability above which the head's prediction counts (0.5).
 
     ## Registered Configurations
 
@@ -109,6 +124,7 @@ class MilliVidEnv(gym.Env):
     |---|---|---|
     | `MilliVid-Loopcraft-v0` | 8 | 512 |
     | `MilliVid-Loopcraft-Fast-v0` | 4 (faster, blurrier) | 512 |
+    | `MilliVid-Loopcraft-Landmark-v0` | 4, reward head `loopcraft-64-landmark` | 200 |
 
     Both read the bundled `loopcraft-64` autoencoder and `loopcraft-64-millivid` diffusion model; any
     change that alters frames (checkpoint, sampler, resolution) gets a new id or version.
@@ -129,6 +145,8 @@ class MilliVidEnv(gym.Env):
         context_frames: int = 85,
         ground_truth: bool = False,
         render_mode: str | None = None,
+        reward_head: str | None = None,
+        success_threshold: float = 0.5,
     ) -> None:
         """Load the world model (once per process) and build the spaces; see the class docstring."""
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -144,8 +162,15 @@ class MilliVidEnv(gym.Env):
             context_frames=context_frames,
             ground_truth=ground_truth,
             render_mode=render_mode,
+            reward_head=reward_head,
+            success_threshold=success_threshold,
         )
         self.world_model = WorldModel.load(autoencoder, checkpoint, device)
+        self.reward_model = (
+            None if reward_head is None else LatentReward(reward_head, self.world_model, success_threshold)
+        )
+        self._distance = float("inf")
+        self._judgement: tuple[bool, float] | None = None
         self.simulator = StreamingSimulator(self.world_model, 1, sampling_steps)
         self.context_frames = check_context_frames(context_frames, self.simulator.min_context)
         self.ground_truth = bool(ground_truth)
@@ -172,6 +197,8 @@ class MilliVidEnv(gym.Env):
 
     def _info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"step": self._steps, "memory_tokens": self.memory.tokens}
+        if self._judgement is not None:
+            info["is_success"], info["success_prob"] = self._judgement
         if self.ground_truth:
             pose = np.asarray(self._twin.pose, dtype=np.float32)
             info["ground_truth"] = {"frame": self._truth_frame.copy(), "pose": pose}
@@ -190,6 +217,7 @@ class MilliVidEnv(gym.Env):
             min_frames=self.simulator.min_context,
             twin=self._twin,
             ground_truth=self.ground_truth,
+            accept=None if self.reward_model is None else self.reward_model.task.accepts_start,
         )
         self.simulator.reset_stream(0, start.frames, start.actions, start.torch_seed)
         keep = self.simulator.min_context
@@ -200,9 +228,21 @@ class MilliVidEnv(gym.Env):
         self._truth_frame = self._obs.copy() if self.ground_truth else None
         self._world_seed = start.world_seed
         self._steps = 0
+        self._distance = float("inf")
+        self._judge()
         if self.render_mode == "human":
             self.render()
         return self._obs.copy(), self._info()
+
+    def _judge(self) -> tuple[bool, float]:
+        """Reward-head verdict on the newest frame: (success, reward); (False, 0.0) without a head."""
+        if self.reward_model is None:
+            return False, 0.0
+        success, prob, distance = self.reward_model.evaluate([self.memory])
+        reward = self.reward_model.rewards(success, np.array([self._distance]), distance)[0]
+        self._distance = float(distance[0])
+        self._judgement = (bool(success[0]), float(prob[0]))
+        return bool(success[0]), float(reward)
 
     def step(self, action: object) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Generate the next frame for ``action`` (0 forward, 1 left, 2 right)."""
@@ -215,9 +255,10 @@ class MilliVidEnv(gym.Env):
         self._obs = frame
         self._history.append((frame, act))
         self._steps += 1
+        terminated, reward = self._judge()
         if self.render_mode == "human":
             self.render()
-        return frame.copy(), 0.0, False, False, self._info()
+        return frame.copy(), reward, terminated, False, self._info()
 
     def imagine(self, actions: Any) -> np.ndarray:
         """Open-loop rollout of a known action sequence from the current state (the env is unchanged).
@@ -271,6 +312,7 @@ class MilliVidEnv(gym.Env):
             world_seed=self._world_seed,
             twin=twin,
             truth_frame=None if self._truth_frame is None else self._truth_frame.copy(),
+            reward_state=(self._distance, self._judgement),
         )
 
     def restore(self, state: EnvSnapshot) -> None:
@@ -284,6 +326,7 @@ class MilliVidEnv(gym.Env):
         self._history = deque(state.history, maxlen=self._history.maxlen)
         self._world_seed = state.world_seed
         self._truth_frame = None if state.truth_frame is None else state.truth_frame.copy()
+        self._distance, self._judgement = state.reward_state
         if state.twin is not None:
             world, pose, steps = state.twin
             self._twin.world, self._twin.world_seed = world, self._world_seed

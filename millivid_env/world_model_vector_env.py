@@ -18,6 +18,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from millivid_env.context import check_context_frames, start_episode
+from millivid_env.latent_reward import LatentReward
 from millivid_env.loopcraft.env import LoopcraftEnv
 from millivid_env.loopcraft.physics import validate_action
 from millivid_env.memory import HierarchicalMemory
@@ -37,10 +38,11 @@ class MilliVidVectorEnv(VectorEnv):
     batched.
 
     **Autoreset: same step** (``metadata["autoreset_mode"] = AutoresetMode.SAME_STEP``). When a sub-env
-    is truncated (after ``max_episode_steps`` steps; the env has no terminal states), the step that
-    truncates it also resets it: the returned observation is the first of the new episode, the last
-    one is in ``info["final_obs"][i]`` and its info in ``info["final_info"]`` (masks ``_final_obs``,
-    ``_final_info``), and the info of the new episode is in ``info`` itself. Same-step was chosen
+    is truncated (after ``max_episode_steps`` steps) or terminated (only with a ``reward_head``, when
+    it predicts success), the step that ends its episode also resets it: the returned observation is
+    the first of the new episode, the last one is in ``info["final_obs"][i]`` and its info in
+    ``info["final_info"]`` (masks ``_final_obs``, ``_final_info``), and the info of the new episode is
+    in ``info`` itself. Same-step was chosen
     over Gymnasium's default next-step mode because every call then advances every sub-env (a
     next-step reset would spend a whole batched model call on some sub-envs doing nothing), and
     because it is what stable-baselines3 expects (``agents.sb3_vec_env`` only renames keys).
@@ -55,6 +57,9 @@ class MilliVidVectorEnv(VectorEnv):
         context_frames: real frames of each starting walk (>= 85).
         ground_truth: step a ``Loopcraft-v0`` twin per sub-env (``info["ground_truth"]``, ``info["pose"]``).
         render_mode: None or ``"rgb_array"`` (``render()`` returns a tuple of the sub-envs' frames).
+        reward_head: reward-head checkpoint of a task (see the single env); all sub-envs are judged in
+            one batched head call.
+        success_threshold: success probability above which the head's prediction counts.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20, "autoreset_mode": AutoresetMode.SAME_STEP}
@@ -70,6 +75,8 @@ class MilliVidVectorEnv(VectorEnv):
         context_frames: int = 85,
         ground_truth: bool = False,
         render_mode: str | None = None,
+        reward_head: str | None = None,
+        success_threshold: float = 0.5,
     ) -> None:
         """Load the model (once per process) and build the batched spaces; see the class docstring."""
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
@@ -86,6 +93,9 @@ class MilliVidVectorEnv(VectorEnv):
         self.max_episode_steps = None if max_episode_steps in (None, -1) else int(max_episode_steps)
         self.render_mode = render_mode
         self.world_model = WorldModel.load(autoencoder, checkpoint, device)
+        self.reward_model = (
+            None if reward_head is None else LatentReward(reward_head, self.world_model, success_threshold)
+        )
         self.simulator = StreamingSimulator(self.world_model, num_envs, sampling_steps)
         self.context_frames = check_context_frames(context_frames, self.simulator.min_context)
         self.ground_truth = bool(ground_truth)
@@ -99,6 +109,10 @@ class MilliVidVectorEnv(VectorEnv):
         self._obs = np.zeros((num_envs, size, size, 3), dtype=np.uint8)
         self._truth = np.zeros_like(self._obs)
         self._steps = np.zeros(num_envs, dtype=np.int64)
+        # Reward-head state per sub-env: predicted distance, success and its probability.
+        self._distance = np.full(num_envs, np.inf)
+        self._success = np.zeros(num_envs, dtype=np.bool_)
+        self._prob = np.zeros(num_envs, dtype=np.float64)
         self._started = False
 
     @property
@@ -108,6 +122,8 @@ class MilliVidVectorEnv(VectorEnv):
 
     def _info(self, i: int) -> dict[str, Any]:
         info: dict[str, Any] = {"step": int(self._steps[i]), "memory_tokens": self.memories[i].tokens}
+        if self.reward_model is not None:
+            info["is_success"], info["success_prob"] = bool(self._success[i]), float(self._prob[i])
         if self.ground_truth:
             pose = np.asarray(self._twins[i].pose, dtype=np.float32)
             info["ground_truth"] = {"frame": self._truth[i].copy(), "pose": pose}
@@ -124,11 +140,15 @@ class MilliVidVectorEnv(VectorEnv):
             min_frames=self.simulator.min_context,
             twin=self._twins[i],
             ground_truth=self.ground_truth,
+            accept=None if self.reward_model is None else self.reward_model.task.accepts_start,
         )
         self.simulator.reset_stream(i, start.frames, start.actions, start.torch_seed)
         self._obs[i] = start.frames[-1]
         self._truth[i] = start.frames[-1]
         self._steps[i] = 0
+        if self.reward_model is not None:
+            success, prob, distance = self.reward_model.evaluate([self.memories[i]])
+            self._success[i], self._prob[i], self._distance[i] = success[0], prob[0], distance[0]
         return self._info(i)
 
     def reset(
@@ -169,7 +189,7 @@ class MilliVidVectorEnv(VectorEnv):
         return self._obs.copy(), infos
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Step every sub-env in one batched model call; truncated sub-envs reset in the same step."""
+        """Step every sub-env in one batched model call; finished sub-envs reset in the same step."""
         if not self._started:
             raise gym.error.ResetNeeded("call envs.reset() before envs.step()")
         actions = np.asarray(actions)
@@ -185,6 +205,11 @@ class MilliVidVectorEnv(VectorEnv):
         self._steps += 1
         rewards = np.zeros(self.num_envs, dtype=np.float64)
         terminations = np.zeros(self.num_envs, dtype=np.bool_)
+        if self.reward_model is not None:
+            success, self._prob[:], distance = self.reward_model.evaluate(self.memories)
+            rewards = self.reward_model.rewards(success, self._distance, distance)
+            self._success[:], self._distance[:] = success, distance
+            terminations = success.copy()
         if self.max_episode_steps is None:
             truncations = np.zeros(self.num_envs, dtype=np.bool_)
         else:
@@ -192,7 +217,7 @@ class MilliVidVectorEnv(VectorEnv):
         infos: dict[str, Any] = {}
         for i in range(self.num_envs):
             info = self._info(i)
-            if truncations[i]:
+            if truncations[i] or terminations[i]:
                 infos = self._add_info(infos, {"final_obs": self._obs[i].copy(), "final_info": info}, i)
                 info = self._reset_one(i, None)
             infos = self._add_info(infos, info, i)

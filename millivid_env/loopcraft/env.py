@@ -110,6 +110,39 @@ class LoopcraftEnv(gym.Env):
             self.render()
         return self._frame.copy(), 0.0, False, False, self._info()
 
+    @property
+    def frame(self) -> np.ndarray:
+        """A copy of the current observation, uint8 (R, R, 3)."""
+        if self._frame is None:
+            raise gym.error.ResetNeeded("call env.reset() before reading env.frame")
+        return self._frame.copy()
+
+    def walk(self, actions: np.ndarray, render_frames: bool = True) -> np.ndarray | None:
+        """Apply a sequence of actions at once (as many `step` calls, without drawing the window).
+
+        Args:
+            actions: int ``(T,)`` actions in {0, 1, 2}.
+            render_frames: return every frame; False steps the poses only and renders the last frame.
+
+        Returns:
+            uint8 ``(T, R, R, 3)`` frames (frame i after action i), or None when not rendered.
+        """
+        if self.world is None or self.pose is None:
+            raise gym.error.ResetNeeded("call env.reset() before env.walk()")
+        acts = [validate_action(a) for a in np.asarray(actions).reshape(-1)]
+        frames = (
+            np.empty((len(acts), self.resolution, self.resolution, 3), np.uint8) if render_frames else None
+        )
+        for i, act in enumerate(acts):
+            self.pose = step_pose(self.world, self.pose, act)
+            if frames is not None:
+                frames[i] = render(self.world, self.pose, self.resolution)
+        self.steps += len(acts)
+        if acts:
+            last = frames[-1] if frames is not None else render(self.world, self.pose, self.resolution)
+            self._frame = last.copy()
+        return frames
+
     def render(self) -> np.ndarray | None:
         """The current frame (uint8 (R, R, 3)) for "rgb_array"; draws the pygame window for "human"."""
         if self.render_mode is None:

@@ -1,0 +1,112 @@
+"""Ground-truth rollouts of the landmark task, labelled from the true pose (training data of a reward head).
+
+A random policy rarely reaches a landmark, so a share of the episodes follow a scripted policy that
+steers towards the nearest landmark (with random actions mixed in); after the first success every
+episode lingers a few random steps near the landmark, so that successes are seen from many angles.
+Episodes start exactly like the task envs' (`millivid_env.loopcraft.task.walk_start`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from millivid_env.loopcraft.env import LoopcraftEnv
+from millivid_env.loopcraft.task import LandmarkTask, landmark_distance, steer_to_landmark, walk_start
+
+__all__ = ["LabelledFrames", "collect_landmark_frames"]
+
+
+@dataclass
+class LabelledFrames:
+    """Frames of several episodes with their labels.
+
+    Attributes:
+        frames: uint8 ``(N, R, R, 3)``.
+        success: bool ``(N,)``: within the task's radius of a landmark.
+        distance: float32 ``(N,)``: blocks to the nearest landmark footprint.
+        episode: int64 ``(N,)``: index of the episode of each frame.
+        scripted: bool ``(E,)``: which episodes followed the scripted policy.
+        reached: bool ``(E,)``: which episodes reached a landmark.
+    """
+
+    frames: np.ndarray
+    success: np.ndarray
+    distance: np.ndarray
+    episode: np.ndarray
+    scripted: np.ndarray
+    reached: np.ndarray
+
+
+def collect_landmark_frames(
+    episodes: int,
+    max_steps: int = 200,
+    seed: int = 0,
+    task: LandmarkTask | None = None,
+    scripted_fraction: float = 0.5,
+    epsilon: float = 0.25,
+    linger: int = 16,
+    walk_frames: int = 85,
+    resolution: int = 64,
+    world_size: tuple[int, int, int] | None = None,
+    progress: bool = True,
+) -> LabelledFrames:
+    """Roll out the landmark task in the real world and label every frame.
+
+    Args:
+        episodes: number of episodes ``E``.
+        max_steps: steps per episode at most.
+        seed: episode ``e`` draws everything from ``np.random.default_rng([seed, e])``.
+        task: the task (labels and starts); default `LandmarkTask()`.
+        scripted_fraction: probability that an episode follows the scripted policy.
+        epsilon: probability of a random action in a scripted episode.
+        linger: random steps taken after the first success before the episode stops.
+        walk_frames: length of the start walk (the world-model env's context length).
+        resolution: frame side.
+        world_size: world extent (None: the default).
+        progress: show a progress bar.
+
+    Returns:
+        The `LabelledFrames` (the start frame of each episode included).
+    """
+    if episodes < 1 or max_steps < 1 or linger < 0 or not 0.0 <= scripted_fraction <= 1.0:
+        raise ValueError("episodes and max_steps must be >= 1, linger >= 0, scripted_fraction in [0, 1]")
+    task = task or LandmarkTask()
+    env = LoopcraftEnv(resolution=resolution, world_size=world_size)
+    frames, success, distance, episode = [], [], [], []
+    scripted = np.zeros(episodes, dtype=bool)
+    reached = np.zeros(episodes, dtype=bool)
+    for e in tqdm(range(episodes), desc="rollouts", unit="episode", disable=not progress):
+        rng = np.random.default_rng([seed, e])
+        walk_start(rng, env, walk_frames, accept=task.accepts_start, render_frames=False)
+        scripted[e] = rng.random() < scripted_fraction
+        frame, left = env.frame, None
+        for _ in range(max_steps + 1):
+            d = landmark_distance(env.world, env.pose)[0]
+            ok = task.is_success(d)
+            frames.append(frame)
+            success.append(ok)
+            distance.append(d)
+            episode.append(e)
+            if ok and left is None:
+                reached[e], left = True, linger
+            if left is not None:
+                if left == 0:
+                    break
+                left -= 1
+            if scripted[e] and left is None and rng.random() >= epsilon:
+                action = steer_to_landmark(env.world, env.pose)
+            else:
+                action = int(rng.integers(0, 3))
+            frame = env.step(action)[0]
+    env.close()
+    return LabelledFrames(
+        frames=np.stack(frames),
+        success=np.array(success, dtype=bool),
+        distance=np.array(distance, dtype=np.float32),
+        episode=np.array(episode, dtype=np.int64),
+        scripted=scripted,
+        reached=reached,
+    )

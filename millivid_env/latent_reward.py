@@ -1,0 +1,81 @@
+"""Reward and termination of the world-model envs from a reward head on the model's latents.
+
+Shared by :class:`~millivid_env.world_model_env.MilliVidEnv` and the batched vector env: the head
+(:class:`models.reward_head.RewardHead`) reads the newest frame's latents straight from each stream's
+hierarchical memory, so no extra decoding or encoding is needed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from millivid_env.loopcraft.task import LandmarkTask
+from millivid_env.memory import HierarchicalMemory
+from models.checkpoints import CheckpointError
+from models.reward_head import RewardHead, load_reward_head
+from models.world_model import WorldModel
+
+__all__ = ["LatentReward"]
+
+
+class LatentReward:
+    """A loaded reward head plus the task it was trained for.
+
+    Args:
+        name_or_path: reward-head checkpoint (bundled name, local directory or Hub repo id).
+        world_model: the env's world model (the head must read its latent layout).
+        threshold: success probability above which a frame counts as a success.
+
+    Raises:
+        CheckpointError: the head cannot be loaded or reads another latent layout.
+        ValueError: a threshold outside (0, 1).
+    """
+
+    def __init__(
+        self, name_or_path: str | os.PathLike[str], world_model: WorldModel, threshold: float
+    ) -> None:
+        if not 0.0 < float(threshold) < 1.0:
+            raise ValueError(f"success_threshold must be in (0, 1), got {threshold!r}")
+        self.threshold = float(threshold)
+        self.head: RewardHead = load_reward_head(name_or_path, device=world_model.device)
+        config, layout = self.head.config, world_model.layout
+        if config.layout != layout.name or config.latent_channels != layout.latent_channels:
+            raise CheckpointError(
+                f"reward head {name_or_path!s} reads layout {config.layout!r} with {config.latent_channels} "
+                f"channels, but the world model uses {layout.name!r} with {layout.latent_channels}; train "
+                "a head on this autoencoder (`millivid train-reward-head --autoencoder ...`)"
+            )
+        if config.task != "landmark":
+            raise CheckpointError(
+                f"reward head {name_or_path!s} is for task {config.task!r}; known: 'landmark'"
+            )
+        self.task = LandmarkTask(
+            config.radius, config.min_start_distance, config.success_reward, config.shaping
+        )
+
+    def evaluate(self, memories: Sequence[HierarchicalMemory]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Judge the newest frame of every memory in one batch.
+
+        Returns:
+            ``(success bool (B,), success probability float64 (B,), distance float64 (B,))``.
+        """
+        latents = torch.stack(
+            [torch.cat([m.level(lv, 1)[0] for lv in range(len(m.depths))]) for m in memories]
+        )  # (B, num_tokens, C)
+        prob, distance = self.head.predict(latents)
+        prob_np = prob.double().cpu().numpy()
+        return prob_np > self.threshold, prob_np, distance.double().cpu().numpy()
+
+    def rewards(self, success: np.ndarray, previous: np.ndarray, distance: np.ndarray) -> np.ndarray:
+        """float64 ``(B,)`` rewards from predicted successes and distances (see `LandmarkTask.reward`)."""
+        return np.array(
+            [
+                self.task.reward(float(p), float(d), bool(s))
+                for s, p, d in zip(success, previous, distance, strict=True)
+            ],
+            dtype=np.float64,
+        )

@@ -1,0 +1,126 @@
+"""The reward head: checkpoint round trip, `millivid train-reward-head`, and its use in the model envs."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+from agents.reward_head_training import classification_metrics
+from millivid_env import cli
+from models.checkpoints import CheckpointError, save_checkpoint
+from models.reward_head import RewardHead, RewardHeadConfig, load_reward_head
+
+ID = "MilliVid-Loopcraft-Landmark-v0"
+
+
+def test_registered_task_id():
+    spec = gym.spec(ID)
+    assert spec.max_episode_steps == 200 and spec.kwargs["reward_head"] == "loopcraft-64-landmark"
+    assert spec.vector_entry_point == "millivid_env.world_model_vector_env:MilliVidVectorEnv"
+
+
+def test_save_load_round_trip(tmp_path):
+    head = RewardHead(RewardHeadConfig(hidden=8, levels=(2, 3)))
+    save_checkpoint(head, tmp_path / "head")
+    config = json.loads((tmp_path / "head" / "config.json").read_text())
+    assert config["levels"] == [2, 3] and config["task"] == "landmark"
+    loaded = load_reward_head(tmp_path / "head")
+    assert loaded.config == head.config and not loaded.training
+    latents = torch.randn(3, 85, 32)
+    prob, distance = loaded.predict(latents)
+    assert prob.shape == distance.shape == (3,) and (distance >= 0).all()
+    assert torch.equal(head.eval()(latents), loaded(latents))
+    with pytest.raises(ValueError, match=r"\(B, 85, 32\)"):
+        loaded(torch.randn(3, 21, 32))
+    (tmp_path / "head" / "config.json").write_text(json.dumps({**config, "hidden": 16}))
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_reward_head(tmp_path / "head")
+
+
+def test_classification_metrics_known_case():
+    m = classification_metrics(np.array([1, 1, 0, 0, 1], bool), np.array([1, 0, 0, 1, 1], bool))
+    assert (m["true_positives"], m["false_positives"], m["false_negatives"]) == (2, 1, 1)
+    assert m["accuracy"] == pytest.approx(0.6) and m["precision"] == m["recall"] == pytest.approx(2 / 3)
+
+
+def test_train_reward_head_cli(tiny_model, tmp_path, capsys):
+    out = tmp_path / "head"
+    argv = ["train-reward-head", "--autoencoder", str(tiny_model.autoencoder), "--out", str(out)]
+    argv += ["--episodes", "4", "--max-steps", "30", "--epochs", "2", "--hidden", "16", "--no-progress"]
+    argv += ["--scripted-fraction", "1.0", "--test-fraction", "0.25"]
+    assert cli.main(argv) == 0
+    assert {p.name for p in out.iterdir()} == {
+        "config.json",
+        "model.safetensors",
+        "README.md",
+        "metrics.json",
+    }
+    head = load_reward_head(out)
+    assert head.config.hidden == 16 and head.config.radius == 2.0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for split in ("train", "test"):
+        assert {"accuracy", "precision", "recall", "f1", "distance_mae_blocks"} <= set(metrics[split])
+        assert 0.0 <= metrics[split]["accuracy"] <= 1.0
+    assert metrics["data"]["episodes"] == 4 and metrics["data"]["test_episodes"] == 1
+    assert metrics["data"]["scripted_episodes"] == 4
+    assert "held-out" in (out / "README.md").read_text() and "held-out: accuracy" in capsys.readouterr().out
+
+
+def make_task_env(tiny_model, head, **overrides):
+    return gym.make(ID, **{**tiny_model.kwargs, "reward_head": str(head), **overrides})
+
+
+def test_model_env_with_head_passes_checkers(tiny_model):
+    env = make_task_env(tiny_model, tiny_model.head_never)
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_checker = pytest.importorskip("stable_baselines3.common.env_checker")
+    sb3_checker.check_env(make_task_env(tiny_model, tiny_model.head_never), warn=True)
+
+
+def test_head_decides_reward_and_termination(tiny_model):
+    never = make_task_env(tiny_model, tiny_model.head_never)
+    _, info = never.reset(seed=0)
+    assert info["is_success"] is False and info["success_prob"] < 0.01
+    _, reward, terminated, truncated, info = never.step(0)
+    assert (reward, terminated, truncated) == (0.0, False, False)
+    always = make_task_env(tiny_model, tiny_model.head_always)
+    always.reset(seed=0)
+    _, reward, terminated, _, info = always.step(0)
+    assert (reward, terminated, info["is_success"]) == (1.0, True, True)
+
+
+def test_model_env_starts_where_the_real_task_env_starts(tiny_model):
+    imagined = make_task_env(tiny_model, tiny_model.head_never, ground_truth=True)
+    real = gym.make("Loopcraft-Landmark-v0")
+    for seed in (0, 1):
+        _, info = imagined.reset(seed=seed)
+        obs, real_info = real.reset(seed=seed)
+        assert np.array_equal(info["pose"], real_info["pose"])
+        assert np.array_equal(info["ground_truth"]["frame"], obs)
+
+
+def test_vector_env_resets_terminated_sub_envs(tiny_model):
+    envs = gym.make_vec(
+        ID,
+        num_envs=2,
+        vectorization_mode="vector_entry_point",
+        **{**tiny_model.kwargs, "reward_head": str(tiny_model.head_always)},
+    )
+    envs.reset(seed=0)
+    _, rewards, terminations, truncations, infos = envs.step(np.array([0, 1]))
+    assert rewards.tolist() == [1.0, 1.0] and terminations.all() and not truncations.any()
+    assert infos["_final_obs"].all() and infos["step"].tolist() == [0, 0]
+    envs.close()
+
+
+def test_mismatched_head_is_rejected(tiny_model, tmp_path):
+    save_checkpoint(RewardHead(RewardHeadConfig(layout="paper-256", hidden=4)), tmp_path / "wrong")
+    with pytest.raises(CheckpointError, match="layout"):
+        make_task_env(tiny_model, tmp_path / "wrong")
+    with pytest.raises(ValueError, match="success_threshold"):
+        make_task_env(tiny_model, tiny_model.head_never, success_threshold=1.5)
