@@ -18,7 +18,7 @@ import torch
 
 from evaluation.metrics import FrameMetricSuite, PooledAlexFeatures, make_perceptual_metric
 from evaluation.metrics.features import make_frechet_features
-from evaluation.metrics.lpips import StLpipsAlex
+from evaluation.metrics.lpips import LpipsAlex, StLpipsAlex
 
 LPIPS_CHOICES = ("auto", "lpips-alex", "st-lpips-alex")
 FRECHET_CHOICES = ("st-alex", "alex", "none")
@@ -46,7 +46,9 @@ def build_metrics(
 
     Returns:
         ``(suite, features)``; ``suite.labels["lpips"]`` names the LPIPS variant, ``features.name`` the
-        Fréchet feature space (``features`` is None for ``frechet="none"``).
+        Fréchet feature space (``features`` is None for ``frechet="none"``). When the feature space is
+        that of the LPIPS network (``st-alex`` with ST-LPIPS-Alex, ``alex`` with LPIPS-Alex) ``features``
+        wraps the suite's own network, so that scoring reuses the LPIPS pass for it.
 
     Raises:
         ValueError: unknown choices.
@@ -70,7 +72,11 @@ def build_metrics(
                 fallback=lpips == "auto",
             )
         features = None
-        if frechet == "st-alex" and isinstance(perceptual, StLpipsAlex):
+        # The Fréchet features of the LPIPS network itself when the variant matches: one network,
+        # and one AlexNet pass per frame gives both (see FrameMetricSuite.score).
+        if (frechet == "st-alex" and isinstance(perceptual, StLpipsAlex)) or (
+            frechet == "alex" and isinstance(perceptual, LpipsAlex)
+        ):
             features = PooledAlexFeatures(perceptual)
         elif frechet != "none":
             features = make_frechet_features(frechet, alexnet_weights)

@@ -15,6 +15,11 @@ For each test video (``C`` context + ``T`` future frames of a Loopcraft test loo
 Per frame the entry gets PSNR, SSIM and LPIPS against the true frame plus Fréchet features, written to
 ``DIR/per_video/<entry>/<video>.npz`` (:mod:`evaluation.store`). Videos are rolled out ``batch_size``
 at a time; finished files are skipped, so a killed run continues where it stopped.
+
+Work goes in rounds: round ``r`` runs every entry on its ``r``-th batch of pending videos (in a fresh
+run, the same videos for every entry), so the true frames' LPIPS features (one AlexNet pass) are
+computed once per video and round and shared by all entries, within ``metric_cache_mb``; the Fréchet
+features come from the same pass when the network is the same. Results do not depend on the cache.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import torch
 from tqdm import tqdm
 
 from evaluation.metric_setup import build_metrics
+from evaluation.metrics import PreparedTarget
 from evaluation.protocol import Protocol
 from evaluation.revisits import RevisitTolerance, context_revisits, spread
 from evaluation.store import ResultStore
@@ -58,6 +64,9 @@ class EvaluationSettings:
         strips: revisit frames per video kept for the report's strips.
         strip_tolerance: what counts as a revisit of a context pose for the strips.
         allow_strategy_mismatch: evaluate checkpoints trained for another strategy.
+        metric_cache_mb: memory for the true frames' LPIPS features of the videos in progress (reused
+            by every entry; what does not fit is recomputed). Not part of the config: results do not
+            depend on it.
     """
 
     steps: int = 8
@@ -70,6 +79,7 @@ class EvaluationSettings:
     strips: int = 3
     strip_tolerance: RevisitTolerance = field(default_factory=lambda: RevisitTolerance(1.0, 15.0, 32))
     allow_strategy_mismatch: bool = False
+    metric_cache_mb: int = 1024
 
 
 @dataclass
@@ -192,6 +202,8 @@ class Evaluation:
         self.entries = plan_entries(systems, self.files)
         self.store = ResultStore(out, self.config())
         self.seconds: dict[str, float] = {}
+        #: Prepared true future frames of the videos of the current round, by test-set position.
+        self._truth: dict[int, PreparedTarget] = {}
 
     def config(self) -> dict[str, Any]:
         """The config whose fingerprint guards the output folder (everything that changes results)."""
@@ -249,23 +261,33 @@ class Evaluation:
             if on_saved is not None:
                 on_saved(key, number)
 
+        # Round r: every entry's r-th batch of pending videos (the same videos for all entries in a
+        # fresh run), so the true frames' metric features are shared by all entries of a round.
+        b = max(1, self.settings.batch_size)
+        batches = {key: [p[i : i + b] for i in range(0, len(p), b)] for key, p in todo.items()}
+        rounds = max((len(v) for v in batches.values()), default=0)
+        seconds = {key: 0.0 for key in todo}
         try:
-            for entry in self.entries:
-                positions = todo[entry.key]
-                if not positions:
-                    continue
-                bar.set_postfix_str(entry.key)
-                start = time.perf_counter()
-                if entry.kind == "system":
-                    self._run_system(entry, positions, saved)
-                elif entry.kind == "upper-bound":
-                    self._run_autoencoded(entry, positions, saved)
-                elif entry.kind == "lower-bound":
-                    self._run_random(entry, positions, saved)
-                else:
-                    self._run_reference(entry, positions, saved)
-                self.seconds[entry.key] = time.perf_counter() - start
+            for r in range(rounds):
+                self._truth.clear()
+                for entry in self.entries:
+                    if r >= len(batches[entry.key]):
+                        continue
+                    positions = batches[entry.key][r]
+                    bar.set_postfix_str(entry.key)
+                    start = time.perf_counter()
+                    if entry.kind == "system":
+                        self._run_system(entry, positions, saved)
+                    elif entry.kind == "upper-bound":
+                        self._run_autoencoded(entry, positions, saved)
+                    elif entry.kind == "lower-bound":
+                        self._run_random(entry, positions, saved)
+                    else:
+                        self._run_reference(entry, positions, saved)
+                    seconds[entry.key] += time.perf_counter() - start
+                    self.seconds[entry.key] = seconds[entry.key]
         finally:
+            self._truth.clear()
             bar.close()
         return done
 
@@ -275,17 +297,30 @@ class Evaluation:
         s = self.settings
         return strip_plan(video.poses, self.protocol.context, s.strips, s.strip_tolerance)
 
+    def _prepared_truth(self, k: int) -> PreparedTarget:
+        """Video ``k``'s true future prepared for scoring: computed once per round, within the budget."""
+        if k not in self._truth:
+            used = sum(t.nbytes for t in self._truth.values())
+            budget = max(0, self.settings.metric_cache_mb * 2**20 - used)
+            truth = self.test_set.video(k).frames[self.protocol.context :]
+            self._truth[k] = self.suite.prepare(truth, self.features, max_bytes=budget)
+        return self._truth[k]
+
     def _score(self, k: int, frames: np.ndarray) -> dict[str, np.ndarray]:
-        """Per-frame metrics of ``frames`` uint8 ``(T, R, R, 3)`` against video ``k``'s true future."""
+        """Per-frame metrics of ``frames`` uint8 ``(T, R, R, 3)`` against video ``k``'s true future.
+
+        Returns:
+            ``psnr``, ``ssim``, ``lpips`` float32 ``(T,)``, ``features`` float32 ``(T, 256)`` (with a
+            Fréchet feature space) and ``strip_frames`` uint8 ``(K, R, R, 3)``.
+        """
         c = self.protocol.context
         truth = self.test_set.video(k).frames[c:]
         if frames.shape != truth.shape or frames.dtype != np.uint8:
             raise ValueError(
                 f"generated frames are {frames.dtype}{frames.shape}, expected uint8{truth.shape}"
             )
-        values = {name: v.numpy().astype(np.float32) for name, v in self.suite(frames, truth).items()}
-        if self.features is not None:
-            values["features"] = self.features(frames).cpu().numpy().astype(np.float32)
+        scored = self.suite.score(frames, self._prepared_truth(k), self.features)
+        values = {name: v.numpy().astype(np.float32) for name, v in scored.items()}
         values["strip_frames"] = frames[self._strip(k)["strip_index"]]
         return values
 
@@ -342,5 +377,10 @@ class Evaluation:
             arrays["strip_frames"] = video.frames[c + plan["strip_index"]]
             arrays["strip_context_frames"] = video.frames[plan["strip_context"]]
             if self.features is not None:
-                arrays["features"] = self.features(video.frames[c:]).cpu().numpy().astype(np.float32)
+                # From the scoring pass over the truth when there was one (the same numbers).
+                prepared = self._truth.get(k)
+                pooled = prepared.pooled if prepared is not None else None
+                if pooled is None:
+                    pooled = self.features(video.frames[c:])
+                arrays["features"] = pooled.cpu().numpy().astype(np.float32)
             saved(entry.key, k, arrays)

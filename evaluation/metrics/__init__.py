@@ -12,15 +12,21 @@ Example::
     suite = FrameMetricSuite()                     # psnr, ssim, lpips
     values = suite(pred_videos, true_videos)       # {"psnr": (B, T), "ssim": (B, T), "lpips": (B, T)}
     suite.labels["lpips"]                          # "LPIPS-Alex (v0.1)" or "ST-LPIPS-Alex (vST0.0)"
+
+    # many predictions against the same target: its LPIPS features are computed once, and the Fréchet
+    # features of the predictions come from their LPIPS pass (same numbers as the calls above)
+    truth = suite.prepare(true_frames, frechet=extractor)   # truth.pooled: (T, 256)
+    values = suite.score(pred_frames, truth, frechet=extractor)  # ... and values["features"]: (T, 256)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from evaluation.metrics._inputs import ArrayLike, paired_frames, to_frames
@@ -74,6 +80,36 @@ METRICS: dict[str, MetricSpec] = {
     "ssim": MetricSpec("ssim", "SSIM", True, lambda **_: ssim),
     "lpips": MetricSpec("lpips", "LPIPS", False, _build_lpips),
 }
+
+
+@dataclass
+class PreparedTarget:
+    """Target frames of :meth:`FrameMetricSuite.score`, with their features computed once.
+
+    Attributes:
+        frames: the input with its leading dimensions flattened, in its own layout (uint8
+            ``(N, H, W, 3)`` or float ``(N, 3, H, W)``; a view, converted per chunk when scoring, so a
+            uint8 target is not held as float).
+        lead: the input's leading shape (``prod(lead) == N``).
+        shape: ``(N, 3, H, W)``, the shape of the converted frames.
+        perceptual: per chunk of the suite's ``batch_size`` frames, the LPIPS features of the chunk
+            (five ``(b, C_l, h_l, w_l)`` maps on the suite's device), or None where they were not kept
+            (over the memory budget, or an LPIPS metric without a feature API): recomputed per call.
+        pooled: float32 ``(*lead, 256)`` Fréchet features on the CPU when :meth:`FrameMetricSuite.prepare`
+            got an extractor that shares the LPIPS network, else None.
+        nbytes: bytes held by ``perceptual``.
+    """
+
+    frames: torch.Tensor
+    lead: tuple[int, ...]
+    shape: tuple[int, ...]
+    perceptual: list[list[torch.Tensor] | None] = field(default_factory=list)
+    pooled: torch.Tensor | None = None
+    nbytes: int = 0
+
+    def chunk(self, start: int, size: int) -> torch.Tensor:
+        """Frames ``start`` to ``start + size`` as float32 ``(b, 3, H, W)`` in ``[0, 1]`` (``to_frames``)."""
+        return to_frames(self.frames[start : start + size], "target")[0]
 
 
 class FrameMetricSuite:
@@ -139,6 +175,113 @@ class FrameMetricSuite:
                 out[name].append(metric(pb, tb).float().cpu())
         return {name: torch.cat(values).reshape(lead) for name, values in out.items()}
 
+    def _perceptual_split(self, frechet: PooledAlexFeatures | None) -> tuple[Any, bool, bool]:
+        """``(lpips metric, has features + feature_distance, frechet shares its network)``."""
+        lpips = self.metrics.get("lpips")
+        split = callable(getattr(lpips, "features", None)) and callable(
+            getattr(lpips, "feature_distance", None)
+        )
+        shared = split and frechet is not None and frechet.shares_pass_with(lpips)
+        return lpips, split, shared
+
+    @torch.inference_mode()
+    def prepare(
+        self,
+        target: ArrayLike,
+        frechet: PooledAlexFeatures | None = None,
+        max_bytes: int | None = None,
+    ) -> PreparedTarget:
+        """Compute what :meth:`score` needs of target frames that several predictions are compared with.
+
+        The LPIPS features of the target (one trunk pass) are kept per chunk of ``batch_size`` frames
+        while they fit in ``max_bytes``; chunks beyond it are recomputed by every :meth:`score` call.
+
+        Args:
+            target: float ``(..., 3, H, W)`` in ``[0, 1]`` or uint8 ``(..., H, W, 3)``, e.g. ``(T, H, W, 3)``.
+            frechet: a Fréchet extractor; when it shares the LPIPS network its features of the target
+                come from the same pass (``.pooled``, equal to ``frechet(target)`` with the same batch
+                size) and every chunk is computed, kept or not.
+            max_bytes: memory budget of the kept features (None: no limit; 0: keep none).
+
+        Returns:
+            The prepared target.
+        """
+        t, lead = to_frames(target, "target")  # checks the input
+        raw = torch.from_numpy(np.ascontiguousarray(target)) if isinstance(target, np.ndarray) else target
+        flat = raw.reshape(t.shape[0], *raw.shape[len(lead) :])
+        prepared = PreparedTarget(frames=flat, lead=lead, shape=tuple(t.shape))
+        del t, raw
+        lpips, split, shared = self._perceptual_split(frechet)
+        pooled: list[torch.Tensor] = []
+        for start in range(0, flat.shape[0], self.batch_size):
+            room = max_bytes is None or prepared.nbytes < max_bytes
+            if not split or not (room or shared):
+                prepared.perceptual.append(None)
+                continue
+            maps = lpips.features(prepared.chunk(start, self.batch_size).to(self.device))
+            if shared:
+                pooled.append(frechet.pool(maps[-1]).float().cpu())  # type: ignore[union-attr]
+            size = sum(m.numel() * m.element_size() for m in maps)
+            keep = max_bytes is None or prepared.nbytes + size <= max_bytes
+            prepared.perceptual.append(maps if keep else None)
+            prepared.nbytes += size if keep else 0
+        if shared:
+            prepared.pooled = torch.cat(pooled).reshape(*lead, -1)
+        return prepared
+
+    @torch.inference_mode()
+    def score(
+        self,
+        pred: ArrayLike,
+        target: PreparedTarget,
+        frechet: PooledAlexFeatures | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Per-frame values against a prepared target: the same numbers as ``self(pred, target_frames)``.
+
+        LPIPS is ``feature_distance(features(pred), cached target features)``, bit for bit the one-shot
+        distance; the Fréchet features of ``pred`` are pooled from the same LPIPS pass when ``frechet``
+        shares the network (equal to ``frechet(pred)`` when the batch sizes match), else computed by it.
+
+        Args:
+            pred: float ``(..., 3, H, W)`` in ``[0, 1]`` or uint8 ``(..., H, W, 3)``, the target's leading
+                shape and frame size.
+            target: from :meth:`prepare` (of this suite).
+            frechet: a Fréchet extractor, or None.
+
+        Returns:
+            ``{key: float32 tensor of the leading shape}`` on the CPU, plus ``"features"``: float32
+            ``(*lead, 256)`` when ``frechet`` is given.
+        """
+        p, lead = to_frames(pred, "pred")
+        if lead != target.lead or tuple(p.shape) != target.shape:
+            raise ValueError(
+                f"pred and target do not match: {lead} x {tuple(p.shape[1:])} "
+                f"vs {target.lead} x {target.shape[1:]}"
+            )
+        _, split, shared = self._perceptual_split(frechet)
+        out: dict[str, list[torch.Tensor]] = {name: [] for name in self.metrics}
+        pooled: list[torch.Tensor] = []
+        for i, start in enumerate(range(0, p.shape[0], self.batch_size)):
+            pb = p[start : start + self.batch_size].to(self.device)
+            tb = target.chunk(start, self.batch_size).to(self.device)
+            for name, metric in self.metrics.items():
+                if name == "lpips" and split:
+                    maps = metric.features(pb)  # type: ignore[attr-defined]
+                    cached = target.perceptual[i] if i < len(target.perceptual) else None
+                    truth = cached if cached is not None else metric.features(tb)  # type: ignore[attr-defined]
+                    value = metric.feature_distance(maps, truth)  # type: ignore[attr-defined]
+                    if shared:
+                        pooled.append(frechet.pool(maps[-1]).float().cpu())  # type: ignore[union-attr]
+                else:
+                    value = metric(pb, tb)
+                out[name].append(value.float().cpu())
+        values = {name: torch.cat(v).reshape(lead) for name, v in out.items()}
+        if shared:
+            values["features"] = torch.cat(pooled).reshape(*lead, -1)
+        elif frechet is not None:
+            values["features"] = frechet(p).float().cpu()
+        return values
+
 
 def compute_frame_metrics(pred: ArrayLike, target: ArrayLike, **options: Any) -> dict[str, torch.Tensor]:
     """One-shot :class:`FrameMetricSuite` (build once and reuse it when evaluating many videos)."""
@@ -157,6 +300,7 @@ __all__ = [
     "LpipsAlex",
     "MetricSpec",
     "PooledAlexFeatures",
+    "PreparedTarget",
     "StLpipsAlex",
     "compute_frame_metrics",
     "frechet_distance",

@@ -55,8 +55,27 @@ class PooledAlexFeatures(nn.Module):
         out = []
         for chunk in x.split(batch_size):
             conv5 = self.network.feature_maps(chunk.to(device))[-1]  # (B, 256, h, w), after ReLU
-            out.append(unit_normalise(conv5).mean(dim=(2, 3)).to(x.device))
+            out.append(self.pool(unit_normalise(conv5)).to(x.device))
         return torch.cat(out).reshape(*lead, DIM)
+
+    def shares_pass_with(self, metric: object) -> bool:
+        """Whether ``metric`` is this extractor's network, so its LPIPS features give :meth:`pool`'s input."""
+        return metric is self.network
+
+    @staticmethod
+    def pool(unit_conv5: torch.Tensor) -> torch.Tensor:
+        """Features from a unit-normalised conv5 map (the last of ``network.features(x)``).
+
+        ``pool(network.features(x)[-1])`` equals ``forward(x)`` bit for bit (same batches), so the
+        LPIPS pass over a frame also gives its Fréchet features.
+
+        Args:
+            unit_conv5: ``(B, 256, h, w)``.
+
+        Returns:
+            ``(B, 256)``.
+        """
+        return unit_conv5.mean(dim=(2, 3))
 
 
 def make_frechet_features(

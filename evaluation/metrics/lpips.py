@@ -9,7 +9,9 @@
   ``stlpips-pytorch`` (``models.perceptual``); used when no AlexNet trunk file is configured.
 
 :func:`make_perceptual_metric` picks the variant; the returned object's ``.name`` says which one was
-used, and reports must print it.
+used, and reports must print it. Both split into ``features(x)`` (the unit-normalised maps) and
+``feature_distance(a, b)``, equal to the one-shot ``metric(x, y)`` bit for bit, so the features of a
+frame compared with many others (the ground truth of an evaluation) are computed once.
 """
 
 from __future__ import annotations
@@ -172,6 +174,36 @@ class LpipsAlex(nn.Module):
             )
         return self.trunk((2 * x - 1 - self.shift) / self.scale)
 
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """What the distance compares: the five ReLU maps, unit-normalised over channels.
+
+        Args:
+            x: float ``(B, 3, H, W)`` in ``[0, 1]``, ``H, W >= 31``.
+
+        Returns:
+            Five maps ``(B, C_l, h_l, w_l)``, ``C_l`` = 64, 192, 384, 256, 256.
+        """
+        return [unit_normalise(f) for f in self.feature_maps(x)]
+
+    def feature_distance(self, a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+        """Distance per frame between two sets of :meth:`features` (of the same frame size).
+
+        ``feature_distance(features(x), features(y))`` is ``forward(x, y)`` bit for bit, so the
+        features of a frame compared many times (the ground truth) can be computed once.
+
+        Args:
+            a: five maps ``(B, C_l, h_l, w_l)``.
+            b: the same shapes as ``a``.
+
+        Returns:
+            ``(B,)`` distances.
+        """
+        total = a[0].new_zeros(a[0].shape[0])
+        for head, fa, fb in zip(self.heads, a, b, strict=True):
+            # Head then spatial mean, as lpips does (identical to mean then head: it is linear).
+            total = total + head((fa - fb) ** 2).mean(dim=(1, 2, 3))
+        return total
+
     def forward(self, pred: ArrayLike, target: ArrayLike) -> torch.Tensor:
         """Distance per frame (0 for identical frames).
 
@@ -183,11 +215,7 @@ class LpipsAlex(nn.Module):
             float32 tensor of the leading shape.
         """
         p, t, lead = paired_frames(pred, target)
-        total = p.new_zeros(p.shape[0])
-        for head, a, b in zip(self.heads, self.feature_maps(p), self.feature_maps(t), strict=True):
-            # Head then spatial mean, as lpips does (identical to mean then head: it is linear).
-            total = total + head((unit_normalise(a) - unit_normalise(b)) ** 2).mean(dim=(1, 2, 3))
-        return total.reshape(lead)
+        return self.feature_distance(self.features(p), self.features(t)).reshape(lead)
 
 
 class StLpipsAlex(nn.Module):
@@ -210,6 +238,32 @@ class StLpipsAlex(nn.Module):
         if min(x.shape[-2:]) < d.min_size:
             x = F.interpolate(x, size=(d.min_size, d.min_size), mode="bilinear", align_corners=False)
         return d.net((2 * x - 1 - d.shift) / d.scale)
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The five ReLU maps unit-normalised over channels (what ``models.perceptual`` compares).
+
+        Args:
+            x: float ``(B, 3, H, W)`` in ``[0, 1]``.
+
+        Returns:
+            Five maps ``(B, C_l, h_l, w_l)``, ``C_l`` = 64, 192, 384, 256, 256.
+        """
+        return [unit_normalise(f) for f in self.feature_maps(x)]
+
+    def feature_distance(self, a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+        """Distance per frame between two sets of :meth:`features`; equals :meth:`forward` bit for bit.
+
+        Args:
+            a: five maps ``(B, C_l, h_l, w_l)``.
+            b: the same shapes as ``a``.
+
+        Returns:
+            ``(B,)`` distances.
+        """
+        total = a[0].new_zeros(a[0].shape[0])
+        for head, fa, fb in zip(self.distance.heads, a, b, strict=True):
+            total = total + head((fa - fb) ** 2).mean(dim=(1, 2, 3))
+        return total
 
     def forward(self, pred: ArrayLike, target: ArrayLike) -> torch.Tensor:
         """Distance per frame (0 for identical frames); shapes as :meth:`LpipsAlex.forward`."""

@@ -148,3 +148,42 @@ def test_killed_evaluation_continues_where_it_stopped(tiny, tmp_path, monkeypatc
     )
     with pytest.raises(ConfigMismatchError, match="sampling.steps: 1 vs 2"):
         Evaluation(PROTOCOL, systems, test_set, str(tmp_path), other, progress=False)
+
+
+def test_cached_metric_path_equals_one_shot_scoring(tiny, tmp_path, monkeypatch):
+    """Truth features computed once per video (one AlexNet pass per frame for LPIPS and Fréchet) give
+    exactly the stored results of scoring every entry from scratch, as before the cache."""
+    (spec,) = resolve_systems(["framepack"], PROTOCOL, {"framepack": str(tiny.dit)}, autoencoder=str(tiny.ae))
+    settings = EvaluationSettings(
+        steps=1, batch_size=2, device="cpu", strip_tolerance=RevisitTolerance(100, 180, 1)
+    )
+    test_set = open_test_set(tiny.data, PROTOCOL, VIDEOS)
+
+    def one_shot(self, k: int, frames: np.ndarray) -> dict[str, np.ndarray]:
+        truth = self.test_set.video(k).frames[CONTEXT:]
+        values = {name: v.numpy().astype(np.float32) for name, v in self.suite(frames, truth).items()}
+        values["features"] = self.features(frames).cpu().numpy().astype(np.float32)
+        values["strip_frames"] = frames[self._strip(k)["strip_index"]]
+        return values
+
+    cached = Evaluation(PROTOCOL, [spec], test_set, str(tmp_path / "cached"), settings, progress=False)
+    network = cached.suite.metrics["lpips"]
+    assert cached.features is not None and cached.features.network is network
+    passes: list[int] = []
+    real = network.feature_maps
+    monkeypatch.setattr(network, "feature_maps", lambda x: passes.append(len(x)) or real(x))
+    cached.run()
+    entries = [e.key for e in cached.entries]  # framepack, autoencoded-*, random-frames, ground-truth
+    # One AlexNet pass over every scored entry's frames and one over the truth (was 3 per entry + 1).
+    assert sum(passes) == len(entries) * VIDEOS * HORIZON
+    monkeypatch.undo()
+    with monkeypatch.context() as patch:
+        patch.setattr(Evaluation, "_score", one_shot)
+        Evaluation(PROTOCOL, [spec], test_set, str(tmp_path / "one-shot"), settings, progress=False).run()
+    for entry in entries:
+        for number in test_set.numbers:
+            new = np.load(tmp_path / "cached" / "per_video" / entry / f"{number:06d}.npz")
+            old = np.load(tmp_path / "one-shot" / "per_video" / entry / f"{number:06d}.npz")
+            assert set(new.files) == set(old.files)
+            for name in set(new.files) - {"rollout_seconds"}:
+                np.testing.assert_array_equal(new[name], old[name], err_msg=f"{entry}/{number}: {name}")

@@ -18,6 +18,7 @@ from evaluation.metrics import (
     FrameMetricSuite,
     I3DFeatures,
     LpipsAlex,
+    PooledAlexFeatures,
     StLpipsAlex,
     compute_frame_metrics,
     make_frechet_features,
@@ -344,3 +345,43 @@ def test_window_features_plumbing(tmp_path):
     assert feats.shape == (3, 400)  # 2 full windows + 1 partial window
     torch.testing.assert_close(feats[0, :16], video[:16, 0, 0, 0] * 2 - 1)  # frames scaled to [-1, 1]
     assert torch.all(feats[2] == 0)  # the partial window is a zero vector
+
+
+# ---- features computed once (the evaluation's cached path) ---------------------------------------
+
+
+def test_lpips_split_equals_one_shot_distance(frames, helpers, st_lpips, seeded_trunk):
+    x, y = frames, helpers["blur"](frames, 1.0)
+    with torch.inference_mode():
+        for metric in (st_lpips, LpipsAlex(seeded_trunk)):
+            fx, fy = metric.features(x), metric.features(y)
+            assert [f.shape[1] for f in fx] == [64, 192, 384, 256, 256]
+            assert torch.equal(metric.feature_distance(fx, fy), metric(x, y))  # bit for bit
+            assert torch.equal(metric.feature_distance(fx, fx), torch.zeros(len(x)))
+
+
+@pytest.mark.parametrize("cache", ["all", "none", "first-chunk"])
+def test_prepared_target_scores_equal_one_shot_suite(frames, helpers, st_lpips, cache):
+    """Cached truth features (all, none, or the first chunk only) give the one-shot numbers exactly."""
+    extractor = PooledAlexFeatures(st_lpips)
+    target = (frames * 255).round().to(torch.uint8).permute(0, 2, 3, 1)  # (8, 64, 64, 3), as the runner
+    suite = FrameMetricSuite(batch_size=3, perceptual=st_lpips)  # 3 does not divide 8: ragged last chunk
+    first_chunk = sum(f.numel() * f.element_size() for f in st_lpips.features(frames[:3]))
+    budget = {"all": None, "none": 0, "first-chunk": first_chunk}[cache]
+    prepared = suite.prepare(target, frechet=extractor, max_bytes=budget)
+    kept = [maps is not None for maps in prepared.perceptual]
+    assert kept == {"all": [True] * 3, "none": [False] * 3, "first-chunk": [True, False, False]}[cache]
+    assert torch.equal(prepared.pooled, extractor(target, batch_size=3))
+    for degraded in (helpers["blur"](frames, 2.0), frames.flip(0)):
+        pred = (degraded * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+        cached = suite.score(pred, prepared, frechet=extractor)
+        one_shot = suite(pred, target)
+        assert set(cached) == {"psnr", "ssim", "lpips", "features"}
+        for name, value in one_shot.items():
+            assert torch.equal(cached[name], value), name
+        assert torch.equal(cached["features"], extractor(pred, batch_size=3))
+    other = make_frechet_features()  # another network: its features are computed by it, not shared
+    assert not other.shares_pass_with(st_lpips) and suite.prepare(target, frechet=other).pooled is None
+    assert torch.equal(suite.score(pred, prepared, frechet=other)["features"], other(pred))
+    with pytest.raises(ValueError, match="do not match"):
+        suite.score(pred[:4], prepared)
