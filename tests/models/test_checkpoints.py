@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models.autoencoder import HierarchicalAutoencoder, size_config
-from models.checkpoints import CheckpointError, bundled_names, load_autoencoder, save_checkpoint
+from models.checkpoints import BUNDLED_DIR, CheckpointError, bundled_names, load_autoencoder, save_checkpoint
 
 from .conftest import synthetic_frames
 
@@ -89,6 +89,18 @@ def test_offline_repo_id_explains_local_directory():
 
 
 def test_bundled_checkpoints_load_offline():
-    for name in bundled_names():
-        model = load_autoencoder(name)
-        assert model.reconstruct(synthetic_frames(1)).shape == (1, 3, 64, 64)
+    from models.diffusion import VideoDiT
+    from models.reward_head import load_reward_head
+
+    names = bundled_names()
+    for name in names:
+        assert (BUNDLED_DIR / name / "README.md").is_file(), f"{name} has no model card"
+        if name.endswith("-landmark"):
+            load_reward_head(name)
+        elif name.startswith("loopcraft-64-"):
+            assert VideoDiT.from_pretrained(name).config.layout == "loopcraft-64"
+        else:
+            model = load_autoencoder(name)
+            assert model.reconstruct(synthetic_frames(1)).shape == (1, 3, 64, 64)
+    if names:  # the package ships the env's defaults together
+        assert {"loopcraft-64", "loopcraft-64-millivid"} <= set(names)
