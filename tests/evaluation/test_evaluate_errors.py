@@ -33,11 +33,10 @@ def test_protocol_buckets_are_thirds_of_the_horizon():
         get_protocol("paper-512")
 
 
-def test_missing_default_checkpoint_names_the_option_to_pass():
+def test_missing_default_checkpoint_names_the_option_to_pass(tmp_path, monkeypatch):
     (spec,) = resolve_systems(["millivid"], get_protocol("loopcraft-64"))
     assert spec.checkpoint == "loopcraft-64-millivid" and spec.default_checkpoint
-    if (Path(__file__).parents[2] / "models" / "bundled" / "loopcraft-64-millivid").is_dir():
-        pytest.skip("the default checkpoint is bundled")
+    monkeypatch.setattr("models.checkpoints.BUNDLED_DIR", tmp_path / "no-bundled-models")
     with pytest.raises(SystemError_, match="--checkpoint-for millivid=DIR"):
         resolve_files(spec)
 

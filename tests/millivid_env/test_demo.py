@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import imageio.v2 as imageio
-import pytest
 
 from millivid_env.cli import main
 from millivid_env.demo_model import comparison_strip
-from models.checkpoints import bundled_names
 
 
 def test_model_demo_writes_side_by_side_video_and_strip(tiny_model, tmp_path, capsys):
@@ -23,9 +21,8 @@ def test_model_demo_writes_side_by_side_video_and_strip(tiny_model, tmp_path, ca
     assert strip.shape == (2 * (128 + 6), 8 * (128 + 6), 3)
 
 
-def test_demo_falls_back_to_ground_truth_with_a_note(tiny_model, tmp_path, capsys):
-    if {"loopcraft-64", "loopcraft-64-millivid"} <= set(bundled_names()):
-        pytest.skip("the bundled world model exists")
+def test_demo_falls_back_to_ground_truth_with_a_note(tiny_model, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("models.checkpoints.BUNDLED_DIR", tmp_path / "no-bundled-models")
     assert main(["demo", "--out", str(tmp_path / "a"), "--frames", "24"]) == 0
     assert "not part of this install yet" in capsys.readouterr().out
     assert (tmp_path / "a" / "montage.png").is_file()

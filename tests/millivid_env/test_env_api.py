@@ -84,11 +84,17 @@ def test_bad_constructor_arguments(tiny_model):
         MilliVidEnv(**tiny_model.kwargs, sampling_steps=0)
 
 
-def test_default_checkpoints_not_bundled_yet_give_the_loader_error(tiny_model):
-    from models.checkpoints import bundled_names
+def test_bundled_default_checkpoints_step():
+    env = gym.make("MilliVid-Loopcraft-Fast-v0")
+    obs, info = env.reset(seed=0)
+    obs, *_ = env.step(0)
+    assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8 and 20 < obs.mean() < 235
+    env.close()
 
-    if {"loopcraft-64", "loopcraft-64-millivid"} <= set(bundled_names()):
-        pytest.skip("the default checkpoints are bundled")
+
+def test_missing_checkpoints_give_the_loader_error(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setattr("models.checkpoints.BUNDLED_DIR", tmp_path / "no-bundled-models")
+    monkeypatch.setattr("models.world_model._CACHE", {})
     with pytest.raises(CheckpointError, match="unknown checkpoint 'loopcraft-64.*Bundled checkpoints"):
         gym.make("MilliVid-Loopcraft-v0")
     with pytest.raises(CheckpointError, match="unknown checkpoint 'no-such-model'"):
