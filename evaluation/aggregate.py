@@ -61,7 +61,8 @@ def load_entry(store: ResultStore, entry: Entry, numbers: list[int]) -> dict[str
                 f"no result of {entry.key!r} on video {number} in {store.root}; run the evaluation to the end"
             )
         rows.append(arrays)
-    return {name: np.stack([r[name] for r in rows]) for name in rows[0] if name != "strip_frames"}
+    # Revisit strips hold a different number of frames per video; the report reads them per video.
+    return {name: np.stack([r[name] for r in rows]) for name in rows[0] if not name.startswith("strip_")}
 
 
 def aggregate(
