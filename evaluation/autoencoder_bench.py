@@ -7,25 +7,12 @@ with the bundled ``loopcraft-64`` architecture (its weights when bundled; speed 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
-from evaluation.bench.registry import Results, result
+from evaluation.bench.registry import Results, one_torch_thread, result
 
 BATCHES = (1, 64)
 TRAIN_BATCH = 32
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _rate(fn: Callable[[], object], items: int, min_seconds: float) -> float:
@@ -51,7 +38,7 @@ def bench_autoencoder(min_seconds: float = 1.0) -> Results:
     import torch
 
     out: Results = {}
-    with _one_thread(), torch.inference_mode():
+    with one_torch_thread(), torch.inference_mode():
         model = _model()
         for batch in BATCHES:
             frames = torch.rand(batch, 3, 64, 64)
@@ -72,7 +59,7 @@ def bench_autoencoder_training(min_seconds: float = 3.0) -> Results:
     from models.tokens import build_pyramid
     from models.training.common import build_optimizers
 
-    with _one_thread():
+    with one_torch_thread():
         model = _model().train()
         model = HierarchicalAutoencoder(model.config).train()  # fresh parameters with gradients
         optimizers = build_optimizers(model, lr=1e-4)

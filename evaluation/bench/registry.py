@@ -7,11 +7,25 @@ Targets are strings so that heavy modules (torch, numba) load only when their en
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 Results = dict[str, dict[str, Any]]
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run the body on one torch thread (per-core rates, comparable between entries), then restore."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,9 @@ plan, so counting does not double the run time.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from evaluation.bench.registry import Results, result
+from evaluation.bench.registry import Results, one_torch_thread, result
 
 if TYPE_CHECKING:
     import torch
@@ -30,18 +28,6 @@ if TYPE_CHECKING:
 FRAMES = {"millivid": 64, "framepack": 16, "full-resolution": 16}
 BATCHES = (1, 8)
 SAMPLER_STEPS = 8
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def matmul_peak(seconds: float = 1.0) -> float:
@@ -116,7 +102,7 @@ def bench_rollout() -> Results:
     from models.rollout import rollout_latents
 
     out: Results = {}
-    with _one_thread():
+    with one_torch_thread():
         model = _model()
         peak = matmul_peak()
         out["matmul_peak"] = result(peak, "GFLOP/CPU-s", note="fp32 1024^3 matmul, 1 thread, this run")
@@ -160,7 +146,7 @@ def bench_context_cache() -> Results:
 
     out: Results = {}
     layout = get_layout("loopcraft-64")
-    with _one_thread():
+    with one_torch_thread():
         model = _model()
         for name, batch in (("millivid", 1), ("millivid", 8), ("framepack", 1), ("full-resolution", 1)):
             strategy, _, _, _, _ = _inputs(1, name)

@@ -18,24 +18,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from evaluation.bench.registry import Results, result
+from evaluation.bench.registry import Results, one_torch_thread, result
 
 #: Batch sizes of the batched-step benchmark.
 BATCHES = (8, 32)
 #: Step counts after which the memory benchmark reads the resident set size.
 MEMORY_MILESTONES = (100, 1_000, 10_000)
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 @contextmanager
@@ -96,7 +84,7 @@ def bench_env_step(single_steps: int = 4, batched_steps: int = 2) -> Results:
     from millivid_env.world_model_vector_env import MilliVidVectorEnv
 
     out: Results = {}
-    with _one_thread(), _checkpoints() as (ae, dit, weights):
+    with one_torch_thread(), _checkpoints() as (ae, dit, weights):
         kwargs = {"checkpoint": dit, "autoencoder": ae, "device": "cpu"}
         peak = matmul_peak_gflops()
         out["matmul_peak"] = result(peak, "GFLOP/s", note="fp32 1024^3, 1 thread, per CPU-second")
@@ -133,7 +121,7 @@ def bench_imagine(frames: int = 64) -> Results:
     """``env.imagine`` (open-loop millivid rollout) frames/s, one thread."""
     from millivid_env.world_model_env import MilliVidEnv
 
-    with _one_thread(), _checkpoints() as (ae, dit, weights):
+    with one_torch_thread(), _checkpoints() as (ae, dit, weights):
         env = MilliVidEnv(checkpoint=dit, autoencoder=ae, device="cpu", sampling_steps=8)
         env.reset(seed=0)
         actions = [0] * frames
