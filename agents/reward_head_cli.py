@@ -44,7 +44,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pos-weight", type=float, help="loss weight of success frames (default: sqrt of the class ratio)"
     )
+    parser.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay (default 0.05)")
+    parser.add_argument(
+        "--latent-noise",
+        type=float,
+        default=0.0,
+        help="std of Gaussian noise on the training latents (robustness to generated latents; default 0)",
+    )
     parser.add_argument("--hidden", type=int, default=256, help="hidden width of the head's MLP")
+    parser.add_argument("--dropout", type=float, default=0.1, help="dropout after each hidden layer")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 3], help="latent levels read")
     parser.add_argument("--radius", type=float, default=2.0, help="task success radius in blocks")
     parser.add_argument("--min-start-distance", type=float, default=4.0)
@@ -143,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         latent_channels=autoencoder.config.latent_channels,
         levels=tuple(args.levels),
         hidden=args.hidden,
+        dropout=args.dropout,
         radius=task.radius,
         min_start_distance=task.min_start_distance,
         success_reward=task.success_reward,
@@ -159,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         seed=args.seed,
         pos_weight=args.pos_weight,
+        weight_decay=args.weight_decay,
+        latent_noise=args.latent_noise,
         progress=not args.no_progress,
     )
     metrics["data"] = {

@@ -86,6 +86,8 @@ def train_reward_head(
     lr: float = 1e-3,
     seed: int = 0,
     pos_weight: float | None = None,
+    weight_decay: float = 0.05,
+    latent_noise: float = 0.0,
     progress: bool = True,
 ) -> tuple[RewardHead, dict[str, Any]]:
     """Fit a head on the frames outside ``test_mask``; measure it on both splits.
@@ -103,17 +105,24 @@ def train_reward_head(
         pos_weight: weight of the positive (success) frames in the loss; None: the square root of
             the negative/positive ratio (full class balancing trades too much precision for recall:
             a false success in imagination ends the episode with an unearned reward).
+        weight_decay: AdamW weight decay (decoupled).
+        latent_noise: std of Gaussian noise added to the training latents (tanh range [-1, 1]); the
+            head then tolerates latents that differ a little from the autoencoder's, as the
+            diffusion model's generated ones do.
         progress: show a progress bar.
 
     Returns:
         The trained head (eval mode, CPU) and ``{"train": metrics, "test": metrics, ...}``.
     """
     train = ~np.asarray(test_mask, bool)
+    if weight_decay < 0 or latent_noise < 0:
+        raise ValueError(f"weight_decay and latent_noise must be >= 0, got {weight_decay}, {latent_noise}")
     if train.sum() == 0:
         raise ValueError("no training frames: every frame is held out")
     with torch.random.fork_rng():
         torch.manual_seed(seed)  # initialisation, dropout and batch order: the run is reproducible
-        return _fit(latents, success, distance, train, config, epochs, batch_size, lr, pos_weight, progress)
+        optimiser = (epochs, batch_size, lr, pos_weight, weight_decay, latent_noise)
+        return _fit(latents, success, distance, train, config, optimiser, progress)
 
 
 def _fit(
@@ -122,12 +131,10 @@ def _fit(
     distance: np.ndarray,
     train: np.ndarray,
     config: RewardHeadConfig,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    pos_weight: float | None,
+    optimiser: tuple[int, int, float, float | None, float, float],
     progress: bool,
 ) -> tuple[RewardHead, dict[str, Any]]:
+    epochs, batch_size, lr, pos_weight, weight_decay, latent_noise = optimiser
     head = RewardHead(config)
     x = latents[torch.from_numpy(train)]
     y = torch.from_numpy(success[train].astype(np.float32))
@@ -139,7 +146,7 @@ def _fit(
     if pos_weight is None:  # up-weight the rare successes so that recall does not collapse
         pos_weight = min(max(((len(y) - positives) / max(positives, 1.0)) ** 0.5, 1.0), 50.0)
     weight = torch.tensor(float(pos_weight))
-    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = -(-len(x) // batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(epochs * steps_per_epoch, 1))
     losses = []
@@ -148,7 +155,10 @@ def _fit(
         order = torch.randperm(len(x))
         for i in range(0, len(x), batch_size):
             idx = order[i : i + batch_size]
-            out = head(x[idx])
+            inputs = x[idx]
+            if latent_noise > 0:
+                inputs = inputs + latent_noise * torch.randn_like(inputs)
+            out = head(inputs)
             loss = F.binary_cross_entropy_with_logits(out[:, 0], y[idx], pos_weight=weight)
             loss = loss + F.mse_loss(out[:, 1], d[idx])
             optimizer.zero_grad(set_to_none=True)

@@ -71,12 +71,11 @@ def main() -> None:
         millivid(
             "train-reward-head", "--autoencoder", args.autoencoder, "--out", args.reward_head,
             "--episodes", 20 if args.tiny else args.head_episodes, "--seed", args.seed,
-            "--shaping", args.shaping,
         )  # fmt: skip
 
     ppo = ["--steps", args.steps, "--num-envs", args.num_envs, "--seed", args.seed, "--verbose", 0]
     # Shaping only changes the training reward; evaluation counts successes in the sparse task. In
-    # imagination the shaping coefficient comes from the reward head's config (its predicted distance).
+    # imagination it acts on the reward head's predicted distance instead of the true one.
     real = ["--env-kwarg", f"shaping={args.shaping}"]
     millivid("train-agent", "--env", "Loopcraft-Landmark-v0", "--out", out / "ppo-real", *ppo, *real)
     imagination = {
@@ -84,6 +83,7 @@ def main() -> None:
         "autoencoder": args.autoencoder,
         "reward_head": args.reward_head,
         "sampling_steps": args.sampling_steps,
+        "shaping": args.shaping,
     }
     kwargs = [x for key, value in imagination.items() for x in ("--env-kwarg", f"{key}={value}")]
     millivid(

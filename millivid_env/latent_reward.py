@@ -19,7 +19,7 @@ from models.checkpoints import CheckpointError
 from models.reward_head import RewardHead, load_reward_head
 from models.world_model import WorldModel
 
-__all__ = ["LatentReward"]
+__all__ = ["LatentReward", "latent_reward_or_none"]
 
 
 class LatentReward:
@@ -29,17 +29,25 @@ class LatentReward:
         name_or_path: reward-head checkpoint (bundled name, local directory or Hub repo id).
         world_model: the env's world model (the head must read its latent layout).
         threshold: success probability above which a frame counts as a success.
+        shaping: shaping coefficient of the task (reward per block of predicted progress); None: the
+            one the head was trained for (its config).
 
     Raises:
         CheckpointError: the head cannot be loaded or reads another latent layout.
-        ValueError: a threshold outside (0, 1).
+        ValueError: a threshold outside (0, 1) or a negative shaping.
     """
 
     def __init__(
-        self, name_or_path: str | os.PathLike[str], world_model: WorldModel, threshold: float
+        self,
+        name_or_path: str | os.PathLike[str],
+        world_model: WorldModel,
+        threshold: float,
+        shaping: float | None = None,
     ) -> None:
         if not 0.0 < float(threshold) < 1.0:
             raise ValueError(f"success_threshold must be in (0, 1), got {threshold!r}")
+        if shaping is not None and not float(shaping) >= 0.0:
+            raise ValueError(f"shaping must be >= 0 (0: sparse reward), got {shaping!r}")
         self.threshold = float(threshold)
         self.head: RewardHead = load_reward_head(name_or_path, device=world_model.device)
         config, layout = self.head.config, world_model.layout
@@ -54,7 +62,10 @@ class LatentReward:
                 f"reward head {name_or_path!s} is for task {config.task!r}; known: 'landmark'"
             )
         self.task = LandmarkTask(
-            config.radius, config.min_start_distance, config.success_reward, config.shaping
+            config.radius,
+            config.min_start_distance,
+            config.success_reward,
+            config.shaping if shaping is None else float(shaping),
         )
 
     def evaluate(self, memories: Sequence[HierarchicalMemory]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -79,3 +90,24 @@ class LatentReward:
             ],
             dtype=np.float64,
         )
+
+
+def latent_reward_or_none(
+    reward_head: str | os.PathLike[str] | None,
+    world_model: WorldModel,
+    threshold: float,
+    shaping: float | None,
+) -> LatentReward | None:
+    """The env's :class:`LatentReward`, or None without a ``reward_head`` (no task: reward 0).
+
+    Raises:
+        ValueError: ``shaping`` given without a ``reward_head`` (it would be silently ignored).
+    """
+    if reward_head is None:
+        if shaping is not None:
+            raise ValueError(
+                "shaping needs a task: pass reward_head=... (e.g. 'loopcraft-64-landmark') or make "
+                "'MilliVid-Loopcraft-Landmark-v0'"
+            )
+        return None
+    return LatentReward(reward_head, world_model, threshold, shaping)

@@ -13,7 +13,7 @@ import torch
 from gymnasium import spaces
 
 from millivid_env.context import check_context_frames, start_episode
-from millivid_env.latent_reward import LatentReward
+from millivid_env.latent_reward import latent_reward_or_none
 from millivid_env.loopcraft.env import LoopcraftEnv
 from millivid_env.loopcraft.physics import validate_action
 from millivid_env.memory import HierarchicalMemory, MemorySnapshot
@@ -117,6 +117,8 @@ class MilliVidEnv(gym.Env):
     - `reward_head`: reward-head checkpoint of a task (bundled name, local directory or Hub repo id),
       trained with `millivid train-reward-head` on this autoencoder; None: no task.
     - `success_threshold`: success probability above which the head's prediction counts (0.5).
+    - `shaping`: reward per block of progress towards a landmark on the head's predicted distance
+      (as `Loopcraft-Landmark-v0`'s `shaping`); None: the value the head was trained for.
 
     ## Registered Configurations
 
@@ -147,6 +149,7 @@ class MilliVidEnv(gym.Env):
         render_mode: str | None = None,
         reward_head: str | None = None,
         success_threshold: float = 0.5,
+        shaping: float | None = None,
     ) -> None:
         """Load the world model (once per process) and build the spaces; see the class docstring."""
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -164,11 +167,10 @@ class MilliVidEnv(gym.Env):
             render_mode=render_mode,
             reward_head=reward_head,
             success_threshold=success_threshold,
+            shaping=shaping,
         )
         self.world_model = WorldModel.load(autoencoder, checkpoint, device)
-        self.reward_model = (
-            None if reward_head is None else LatentReward(reward_head, self.world_model, success_threshold)
-        )
+        self.reward_model = latent_reward_or_none(reward_head, self.world_model, success_threshold, shaping)
         self._distance = float("inf")
         self._judgement: tuple[bool, float] | None = None
         self.simulator = StreamingSimulator(self.world_model, 1, sampling_steps)

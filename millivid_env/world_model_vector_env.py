@@ -18,7 +18,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from millivid_env.context import check_context_frames, start_episode
-from millivid_env.latent_reward import LatentReward
+from millivid_env.latent_reward import latent_reward_or_none
 from millivid_env.loopcraft.env import LoopcraftEnv
 from millivid_env.loopcraft.physics import validate_action
 from millivid_env.memory import HierarchicalMemory
@@ -60,6 +60,7 @@ class MilliVidVectorEnv(VectorEnv):
         reward_head: reward-head checkpoint of a task (see the single env); all sub-envs are judged in
             one batched head call.
         success_threshold: success probability above which the head's prediction counts.
+        shaping: shaping coefficient of the task (None: the head's own; see the single env).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20, "autoreset_mode": AutoresetMode.SAME_STEP}
@@ -77,6 +78,7 @@ class MilliVidVectorEnv(VectorEnv):
         render_mode: str | None = None,
         reward_head: str | None = None,
         success_threshold: float = 0.5,
+        shaping: float | None = None,
     ) -> None:
         """Load the model (once per process) and build the batched spaces; see the class docstring."""
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
@@ -93,9 +95,7 @@ class MilliVidVectorEnv(VectorEnv):
         self.max_episode_steps = None if max_episode_steps in (None, -1) else int(max_episode_steps)
         self.render_mode = render_mode
         self.world_model = WorldModel.load(autoencoder, checkpoint, device)
-        self.reward_model = (
-            None if reward_head is None else LatentReward(reward_head, self.world_model, success_threshold)
-        )
+        self.reward_model = latent_reward_or_none(reward_head, self.world_model, success_threshold, shaping)
         self.simulator = StreamingSimulator(self.world_model, num_envs, sampling_steps)
         self.context_frames = check_context_frames(context_frames, self.simulator.min_context)
         self.ground_truth = bool(ground_truth)

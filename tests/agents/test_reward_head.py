@@ -124,3 +124,36 @@ def test_mismatched_head_is_rejected(tiny_model, tmp_path):
         make_task_env(tiny_model, tmp_path / "wrong")
     with pytest.raises(ValueError, match="success_threshold"):
         make_task_env(tiny_model, tiny_model.head_never, success_threshold=1.5)
+
+
+def test_shaping_overrides_the_heads_task(tiny_model):
+    env = make_task_env(tiny_model, tiny_model.head_never, shaping=0.25)
+    assert env.unwrapped.reward_model.task.shaping == 0.25
+    assert make_task_env(tiny_model, tiny_model.head_never).unwrapped.reward_model.task.shaping == 0.0
+    with pytest.raises(ValueError, match="shaping must be >= 0"):
+        make_task_env(tiny_model, tiny_model.head_never, shaping=-1.0)
+    with pytest.raises(ValueError, match="shaping needs a task: pass reward_head"):
+        gym.make("MilliVid-Loopcraft-v0", **tiny_model.kwargs, shaping=0.1)
+
+
+def test_regularised_training_is_reproducible_and_checks_its_arguments():
+    from agents.reward_head_training import train_reward_head
+
+    g = torch.Generator().manual_seed(0)
+    latents = torch.rand(64, 85, 32, generator=g) * 2 - 1
+    success = (latents[:, 84, 0] > 0.3).numpy()
+    distance = np.linspace(0.0, 20.0, 64)
+    test_mask = np.arange(64) >= 48
+    config = RewardHeadConfig(hidden=8)
+    kwargs = {"epochs": 2, "batch_size": 16, "weight_decay": 0.1, "latent_noise": 0.2, "progress": False}
+    first, metrics = train_reward_head(latents, success, distance, test_mask, config, **kwargs)
+    second, _ = train_reward_head(latents, success, distance, test_mask, config, **kwargs)
+    for a, b in zip(first.parameters(), second.parameters(), strict=True):
+        assert torch.equal(a, b)
+    quiet, _ = train_reward_head(
+        latents, success, distance, test_mask, config, **{**kwargs, "latent_noise": 0.0}
+    )
+    assert not all(torch.equal(a, b) for a, b in zip(first.parameters(), quiet.parameters(), strict=True))
+    assert metrics["train"]["frames"] == 48 and metrics["test"]["frames"] == 16
+    with pytest.raises(ValueError, match="latent_noise must be >= 0"):
+        train_reward_head(latents, success, distance, test_mask, config, **{**kwargs, "latent_noise": -0.1})
