@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,16 +16,21 @@ Results = dict[str, dict[str, Any]]
 
 
 @contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """Run the body on one torch thread (per-core rates, comparable between entries), then restore."""
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the body on ``count`` torch threads, then restore the previous number."""
     import torch
 
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(count)
     try:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def one_torch_thread() -> AbstractContextManager[None]:
+    """Run the body on one torch thread (per-core rates, comparable between entries), then restore."""
+    return torch_threads(1)
 
 
 @dataclass(frozen=True)
