@@ -53,6 +53,8 @@ def test_train_reward_head_cli(tiny_model, tmp_path, capsys):
     argv = ["train-reward-head", "--autoencoder", str(tiny_model.autoencoder), "--out", str(out)]
     argv += ["--episodes", "4", "--max-steps", "30", "--epochs", "2", "--hidden", "16", "--no-progress"]
     argv += ["--scripted-fraction", "1.0", "--test-fraction", "0.25"]
+    argv += ["--imagination-episodes", "2", "--imagination-max-steps", "3"]
+    argv += ["--diffusion", str(tiny_model.diffusion)]
     assert cli.main(argv) == 0
     assert {p.name for p in out.iterdir()} == {
         "config.json",
@@ -68,7 +70,12 @@ def test_train_reward_head_cli(tiny_model, tmp_path, capsys):
         assert 0.0 <= metrics[split]["accuracy"] <= 1.0
     assert metrics["data"]["episodes"] == 4 and metrics["data"]["test_episodes"] == 1
     assert metrics["data"]["scripted_episodes"] == 4
-    assert "held-out" in (out / "README.md").read_text() and "held-out: accuracy" in capsys.readouterr().out
+    judged = metrics["imagination"]
+    assert judged["episodes"] == 2 and 2 <= judged["frames"] <= 6 and judged["sampling_steps"] == 4
+    card = (out / "README.md").read_text()
+    assert "held-out" in card and "## In imagination" in card and "| --- |" not in card
+    printed = capsys.readouterr().out
+    assert "held-out: accuracy" in printed and "in imagination (2 episodes" in printed
 
 
 def make_task_env(tiny_model, head, **overrides):
@@ -157,3 +164,19 @@ def test_regularised_training_is_reproducible_and_checks_its_arguments():
     assert metrics["train"]["frames"] == 48 and metrics["test"]["frames"] == 16
     with pytest.raises(ValueError, match="latent_noise must be >= 0"):
         train_reward_head(latents, success, distance, test_mask, config, **{**kwargs, "latent_noise": -0.1})
+
+
+def test_imagined_judgement_counts_steps_and_needs_a_head(tiny_model):
+    from agents.imagined_judgement import judge_in_imagination
+
+    kwargs = {**tiny_model.kwargs, "reward_head": str(tiny_model.head_always)}
+    judged = judge_in_imagination(kwargs, episodes=2, max_steps=5, progress=False)
+    # the head calls success at once, so every episode ends after its first step
+    assert judged.predicted.tolist() == [True, True] and judged.episode.tolist() == [0, 1]
+    assert (judged.probability > 0.99).all() and not judged.truth.any()  # starts are >= 4 blocks away
+    metrics = judged.metrics()
+    assert metrics["precision"] == 0.0 and metrics["episodes_predicted_reached"] == 2
+    never = judge_in_imagination({**kwargs, "reward_head": str(tiny_model.head_never)}, 1, max_steps=4)
+    assert len(never.predicted) == 4 and not never.predicted.any()
+    with pytest.raises(ValueError, match="needs env_kwargs\\['reward_head'\\]"):
+        judge_in_imagination(tiny_model.kwargs, episodes=1)

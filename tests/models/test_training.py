@@ -65,16 +65,16 @@ def _env() -> dict[str, str]:
 
 
 def test_sigterm_saves_a_checkpoint(tiny_dataset: Path, tmp_path: Path, monkeypatch):
-    import models.training.autoencoder as trainer
+    import models.training.common as common  # the loop driver sets each step's lr
 
-    original = trainer.set_lr
+    original = common.set_lr
 
     def set_lr_then_terminate(optimizers, step, *args):
         if step == 2:  # as if `kill -TERM` arrived during the third step
             os.kill(os.getpid(), signal.SIGTERM)
         return original(optimizers, step, *args)
 
-    monkeypatch.setattr(trainer, "set_lr", set_lr_then_terminate)
+    monkeypatch.setattr(common, "set_lr", set_lr_then_terminate)
     before = signal.getsignal(signal.SIGTERM)
     run = tmp_path / "run"
     result = train(tiny_config(tiny_dataset, run, 100000, eval_every=100000))
