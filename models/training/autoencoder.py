@@ -8,31 +8,23 @@ exactly the batches the uninterrupted run would have drawn.
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from models.autoencoder import HierarchicalAutoencoder, reconstruction_loss, size_config
 from models.data import load_frames
 from models.tokens import build_pyramid
 from models.training.common import (
-    CsvLog,
     Dist,
-    StopSignal,
-    Stopwatch,
-    any_rank,
+    TrainingLoop,
     build_optimizers,
     init_distributed,
     load_run_state,
-    save_run_state,
-    set_lr,
 )
 
 
@@ -50,6 +42,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_steps: int = 100
     cooldown_steps: int = 0
+    rewarm_steps: int = 0
     size: str = "cpu"
     variant: str = "hierarchical"
     refine_channels: int | None = None
@@ -133,10 +126,18 @@ def train(cfg: TrainConfig, ctx: Dist | None = None) -> dict[str, float]:
             f"{run_dir} holds a run of another architecture ({state['model_config']}); "
             "use a new --out directory or the same --size/--variant/--refine-channels"
         )
-    step = state["step"] if state else 0
-    # Frames seen over all processes and sittings (the world size may change between sittings).
-    frames_seen = state.get("frames", step * cfg.batch_size) if state else 0
-    clock = Stopwatch(state["elapsed_s"] if state else 0.0)
+    loop = TrainingLoop(
+        ctx,
+        run_dir,
+        model,
+        optimizers,
+        cfg,
+        state,
+        counter="frames",
+        run_info={"model_config": asdict(model_cfg), "train": asdict(cfg)},
+        data_name="data",
+        counter_per_step_if_missing=cfg.batch_size,  # run states saved before "frames" was recorded
+    )
     perceptual = None
     if cfg.perceptual_weight > 0:
         from models.perceptual import PerceptualDistance
@@ -147,36 +148,15 @@ def train(cfg: TrainConfig, ctx: Dist | None = None) -> dict[str, float]:
     held_images = _to_images(held, ctx.device)
     net = DistributedDataParallel(model) if ctx.world > 1 else model
     levels_n = model.layout.num_levels
-    log = None
-    if ctx.main:
-        columns = ["step", "time_s", "frames", "lr", "loss", "perceptual"]
-        columns += [f"mse_l{k}" for k in range(levels_n)] + [f"psnr_l{k}" for k in range(levels_n)]
-        log = CsvLog(run_dir / "log.csv", columns, step)
-        (run_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
+    columns = ["lr", "loss", "perceptual"]
+    columns += [f"mse_l{k}" for k in range(levels_n)] + [f"psnr_l{k}" for k in range(levels_n)]
+    loop.open_log(columns, asdict(cfg))
 
-    saved_step = step
-
-    def checkpoint() -> None:
-        nonlocal saved_step
-        if ctx.main and step != saved_step:
-            saved_step = step
-            info = {
-                "step": step,
-                "frames": frames_seen,
-                "elapsed_s": clock(),
-                "model_config": asdict(model_cfg),
-                "train": asdict(cfg),
-            }
-            save_run_state(run_dir, model, optimizers, info)
-
-    stop = StopSignal()
-    last_save = time.monotonic()
     last_eval: dict[str, float] = {}
-    bar = tqdm(total=cfg.steps, initial=step, disable=not ctx.main, desc="train-autoencoder", unit="step")
-    try:
+    with loop.running("train-autoencoder"):
         model.train()
-        while step < cfg.steps:
-            rng = np.random.default_rng([cfg.seed, ctx.rank, step])
+        while loop.step < cfg.steps:
+            rng = np.random.default_rng([cfg.seed, ctx.rank, loop.step])
             idx = np.sort(rng.integers(0, len(train_frames), cfg.batch_size))
             images = _to_images(train_frames[idx], ctx.device)
             if cfg.all_levels:
@@ -185,8 +165,8 @@ def train(cfg: TrainConfig, ctx: Dist | None = None) -> dict[str, float]:
                 levels = torch.arange(levels_n, device=ctx.device).repeat(cfg.batch_size)
             else:
                 levels = torch.from_numpy(rng.integers(0, levels_n, cfg.batch_size)).to(ctx.device)
-            lr_factor = set_lr(optimizers, step, cfg.warmup_steps, cfg.steps, cfg.cooldown_steps)
-            with torch.autocast(ctx.device.type, torch.bfloat16, enabled=ctx.device.type == "cuda"):
+            loop.schedule_lr()
+            with ctx.autocast():
                 predicted = net(images, levels)
             predicted = [p.float() for p in predicted]
             repeat = len(levels) // len(images)
@@ -197,40 +177,18 @@ def train(cfg: TrainConfig, ctx: Dist | None = None) -> dict[str, float]:
                 k = min(cfg.perceptual_samples, len(levels))
                 p_loss = perceptual(predicted[0][:k].clamp(0, 1), target[0][:k]).mean()
                 loss = loss + cfg.perceptual_weight * p_loss
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at step {step}; lower --lr or check the data")
-            for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
-            loss.backward()
-            for opt in optimizers:
-                opt.step()
-            step += 1
-            frames_seen += cfg.batch_size * ctx.world
-            bar.update(1)
-            out_of_time = cfg.max_minutes is not None and clock() >= cfg.max_minutes * 60
-            due = time.monotonic() - last_save >= cfg.checkpoint_every_minutes * 60
-            halt, save = any_rank([stop.requested or out_of_time, due], ctx)
-            last = halt or step == cfg.steps
+            outcome = loop.take_step(loss)
             row = {}
-            if ctx.main and (step % cfg.log_every == 0 or last):
-                row = {"loss": loss.item(), "perceptual": p_loss.item(), "lr": lr_factor * cfg.lr}
+            if outcome.log:
+                row = {"loss": loss.item(), "perceptual": p_loss.item(), "lr": loop.lr}
                 row.update({f"mse_l{k}": float(v) for k, v in enumerate(per_level)})
-            if ctx.main and (step % cfg.eval_every == 0 or last):
+            if outcome.evaluate:
                 last_eval = evaluate(model, held_images)
                 row.update(last_eval)
-                bar.set_postfix({k: f"{v:.2f}" for k, v in last_eval.items()})
-            if row and log is not None:
-                log.write({"step": step, "time_s": clock(), "frames": frames_seen, **row})
-            if save or halt:
-                checkpoint()
-                last_save = time.monotonic()
-            if halt:
+                loop.show({k: f"{v:.2f}" for k, v in last_eval.items()})
+            loop.end_step(outcome, row)
+            if outcome.halt:
                 break
-        if step >= cfg.steps:
-            checkpoint()
-    finally:
-        bar.close()
-        stop.restore()
     if ctx.main and not last_eval:  # nothing left to train (a finished run re-run)
         last_eval = evaluate(model, held_images)
     return last_eval

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from models.autoencoder import SIZES, VARIANTS
+from models.training.common import add_optimiser_arguments, add_run_arguments, config_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,16 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="run folder: checkpoint/, log.csv; resumes if present")
     parser.add_argument("--steps", type=int, default=20000, help="total optimiser steps (default 20000)")
     parser.add_argument("--batch-size", type=int, default=32, help="frames per step and process (default 32)")
-    parser.add_argument("--lr", type=float, default=2e-3, help="learning rate (default 2e-3)")
-    parser.add_argument("--muon-lr", type=float, default=None, help="Muon learning rate (default: --lr)")
-    parser.add_argument("--optimizer", choices=("muon", "adamw"), default="muon", help="muon = Muon + AdamW")
-    parser.add_argument("--weight-decay", type=float, default=0.01)
-    parser.add_argument("--warmup-steps", type=int, default=100, help="linear warm-up steps (default 100)")
-    parser.add_argument(
-        "--cooldown-steps",
-        type=int,
-        default=0,
-        help="linear lr decay to 0 over the last N of --steps (0 = off)",
+    add_optimiser_arguments(
+        parser, lr_default=2e-3, lr_help="learning rate (default 2e-3)", warmup_default=100
     )
     parser.add_argument(
         "--size", choices=sorted(SIZES), default="cpu", help="architecture preset (default cpu)"
@@ -51,27 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--holdout-videos", type=int, default=1, help="videos of --data held out (default 1)")
     parser.add_argument("--eval-frames", type=int, default=64, help="held-out frames evaluated")
     parser.add_argument("--eval-every", type=int, default=250, help="held-out PSNR every N steps")
-    parser.add_argument("--log-every", type=int, default=10)
-    parser.add_argument("--checkpoint-every-minutes", type=float, default=10.0)
-    parser.add_argument(
-        "--max-minutes", type=float, default=None, help="stop (and checkpoint) after this wall time"
-    )
-    parser.add_argument("--max-videos", type=int, default=None, help="use only the first N videos of --data")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_run_arguments(parser, data_flag="--data")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the training; prints the final held-out PSNR per level."""
-    import torch
-
     from models.training.autoencoder import TrainConfig, describe_eval, train
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    options = {k: v for k, v in vars(args).items() if k != "threads"}
-    result = train(TrainConfig(**options))
+    result = train(TrainConfig(**config_options(args)))
     if result:
         print(f"held-out PSNR decoding from each level: {describe_eval(result)}")
     return 0

@@ -2,25 +2,35 @@
 
 Run state is saved without pickles: tensors (model weights, optimiser state) as safetensors, the rest
 (step, wall time, config) as JSON, all inside one directory that is replaced atomically.
+
+:class:`TrainingLoop` drives the part of a loop that is the same for every trainer (lr schedule,
+optimiser steps, stop signals, time limit, log rows, checkpoint cadence); the command-line flags behind
+it are declared by :func:`add_optimiser_arguments` and :func:`add_run_arguments`.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from torch import nn
+from tqdm import tqdm
 
 from models.checkpoints import atomic_save_dir, load_weights
+
+OPTIMIZERS = ("muon", "adamw")
 
 
 # ---------------------------------------------------------------------------------------- optimiser
@@ -47,7 +57,7 @@ def build_optimizers(
         weight_decay: decoupled weight decay of both.
         optimizer: ``muon`` (Muon + AdamW, method.md section 9) or ``adamw`` (AdamW for everything).
     """
-    if optimizer not in ("muon", "adamw"):
+    if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be 'muon' or 'adamw', got {optimizer!r}")
     muon, adamw = split_params(model)
     if optimizer == "adamw":
@@ -68,7 +78,12 @@ def build_optimizers(
 
 
 def set_lr(
-    optimizers: list[torch.optim.Optimizer], step: int, warmup: int, total: int = 0, cooldown: int = 0
+    optimizers: list[torch.optim.Optimizer],
+    step: int,
+    warmup: int,
+    total: int = 0,
+    cooldown: int = 0,
+    extra_factor: float = 1.0,
 ) -> float:
     """Linear warm-up from ~0 over ``warmup`` steps, constant, then optionally a linear cool-down.
 
@@ -78,11 +93,12 @@ def set_lr(
         warmup: warm-up steps (0 = none).
         total: the run's total steps (needed for the cool-down).
         cooldown: the last ``cooldown`` steps decay linearly towards 0 (0 = constant to the end).
+        extra_factor: a further multiplier (a resumed sitting's re-warm-up).
 
     Returns:
         The multiplier applied.
     """
-    factor = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+    factor = extra_factor * (min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0)
     if cooldown > 0 and total > 0:
         factor *= min(1.0, max(0.0, (total - step) / cooldown))
     for opt in optimizers:
@@ -128,6 +144,10 @@ class Dist:
     def main(self) -> bool:
         """True on the process that logs and writes."""
         return self.rank == 0
+
+    def autocast(self) -> torch.autocast:
+        """bf16 autocast on CUDA; disabled elsewhere, so CPU runs stay in fp32."""
+        return torch.autocast(self.device.type, torch.bfloat16, enabled=self.device.type == "cuda")
 
 
 def init_distributed(device: str = "auto") -> Dist:
@@ -239,3 +259,297 @@ class Stopwatch:
     def __call__(self) -> float:
         """Seconds trained so far, all sittings together."""
         return self.offset + time.monotonic() - self.start
+
+
+# ---------------------------------------------------------------------------------------- loop driver
+class LoopOptions(Protocol):
+    """The run-control fields every training config has, read by :class:`TrainingLoop`.
+
+    Their flags: :func:`add_optimiser_arguments`, :func:`add_run_arguments`, and each CLI's ``--steps``,
+    ``--batch-size`` and ``--eval-every``.
+    """
+
+    steps: int
+    batch_size: int
+    lr: float
+    warmup_steps: int
+    cooldown_steps: int
+    rewarm_steps: int
+    eval_every: int
+    log_every: int
+    checkpoint_every_minutes: float
+    max_minutes: float | None
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What the step just taken calls for.
+
+    ``halt`` and ``save`` agree on every rank (so all ranks stop and save at the same step); ``log`` and
+    ``evaluate`` can only be true on the main rank, the one that writes.
+    """
+
+    halt: bool  # SIGINT/SIGTERM or --max-minutes: save and leave the loop
+    save: bool  # --checkpoint-every-minutes has passed since the last save
+    log: bool  # a training row is due (every --log-every steps and at the last step)
+    evaluate: bool  # a held-out evaluation is due (every --eval-every steps and at the last step)
+
+
+@dataclass
+class _Sitting:
+    """What exists only while the loop runs (see :meth:`TrainingLoop.running`)."""
+
+    stop: StopSignal
+    bar: tqdm
+
+
+class TrainingLoop:
+    """The bookkeeping of a resumable training loop, the same for every trainer.
+
+    The trainer draws its batch and computes its loss; this class sets the step's learning rate, steps
+    the optimisers, counts steps and samples, turns signals and the time limit into a halt, and writes
+    log rows and run states (``run_dir/checkpoint``, ``run_dir/log.csv``, ``run_dir/train_config.json``).
+    Step, sample count and wall time are restored from ``state`` so a resumed run carries on where the
+    saved one stopped. Typical use::
+
+        loop = TrainingLoop(ctx, run_dir, model, optimizers, cfg, state, counter="samples", ...)
+        loop.open_log(["lr", "loss"], asdict(cfg))
+        with loop.running("train-x"):
+            while loop.step < cfg.steps:
+                loop.schedule_lr()
+                loss = ...
+                outcome = loop.take_step(loss)
+                loop.end_step(outcome, {"loss": loss.item(), "lr": loop.lr} if outcome.log else {})
+                if outcome.halt:
+                    break
+    """
+
+    def __init__(
+        self,
+        ctx: Dist,
+        run_dir: Path,
+        model: nn.Module,
+        optimizers: list[torch.optim.Optimizer],
+        options: LoopOptions,
+        state: dict[str, Any] | None,
+        *,
+        counter: str,
+        run_info: dict[str, Any],
+        data_name: str,
+        counter_per_step_if_missing: int = 0,
+    ) -> None:
+        """Restore the progress of ``state`` (from :func:`load_run_state`; ``None`` for a fresh run).
+
+        Args:
+            ctx: the process group.
+            run_dir: the run folder.
+            model: the unwrapped model, saved in the run state.
+            optimizers: its optimisers (``base_lr`` set by :func:`build_optimizers`).
+            options: the run's config.
+            state: the restored run state, or ``None``.
+            counter: name of the samples-seen counter in ``trainer.json`` and ``log.csv``.
+            run_info: further ``trainer.json`` entries (model config, run config, data identity...).
+            data_name: what to check when the loss is non-finite (named in the error).
+            counter_per_step_if_missing: for run states saved before the counter existed, the
+                counter is taken to be this many per step.
+        """
+        self.ctx, self.run_dir, self.model, self.optimizers = ctx, Path(run_dir), model, optimizers
+        self.options, self.counter, self.run_info, self.data_name = options, counter, run_info, data_name
+        self.step: int = state["step"] if state else 0
+        # Seen over all processes and sittings (the world size may change between sittings).
+        self.seen: int = state.get(counter, self.step * counter_per_step_if_missing) if state else 0
+        self.clock = Stopwatch(state["elapsed_s"] if state else 0.0)
+        self._saved_step = self.step  # the restored step is on disk already
+        self._rewarm_from: int | None = self.step if state else None  # first step of a resumed sitting
+        self._lr_factor = 1.0
+        self._log: CsvLog | None = None
+        self._sitting: _Sitting | None = None
+        self._last_save = time.monotonic()
+
+    @property
+    def lr(self) -> float:
+        """The (AdamW) learning rate of the current step, as logged."""
+        return self._lr_factor * self.options.lr
+
+    def open_log(self, columns: list[str], config: dict[str, Any]) -> None:
+        """On the main rank, start ``log.csv`` and write ``train_config.json``.
+
+        Args:
+            columns: the trainer's log columns; ``step``, ``time_s`` and the counter come first.
+            config: the run's options, as JSON.
+        """
+        if not self.ctx.main:
+            return
+        header = ["step", "time_s", self.counter, *columns]
+        self._log = CsvLog(self.run_dir / "log.csv", header, self.step)
+        (self.run_dir / "train_config.json").write_text(json.dumps(config, indent=1) + "\n")
+
+    @contextmanager
+    def running(self, desc: str) -> Iterator[None]:
+        """The loop's sitting: SIGINT/SIGTERM handling and the progress bar (labelled ``desc``).
+
+        Installed only around the loop, so an interrupt while loading data still aborts at once. A
+        sitting that leaves normally with every step taken saves the finished run state.
+        """
+        stop = StopSignal()
+        self._last_save = time.monotonic()
+        bar = tqdm(
+            total=self.options.steps, initial=self.step, disable=not self.ctx.main, desc=desc, unit="step"
+        )
+        self._sitting = _Sitting(stop, bar)
+        try:
+            yield
+            if self.step >= self.options.steps:
+                self.checkpoint()
+        finally:
+            bar.close()
+            stop.restore()
+            self._sitting = None
+
+    def schedule_lr(self) -> None:
+        """Set the learning rates of the step about to be taken (warm-up, constant, cool-down).
+
+        A resumed sitting with ``rewarm_steps > 0`` also ramps the rate up linearly over its first
+        ``rewarm_steps`` steps: a run extended past a finished cool-down (a larger ``--steps``) would
+        otherwise jump from ~0 back to the full rate in one step.
+        """
+        o = self.options
+        rewarm = self._rewarm_from is not None and o.rewarm_steps > 0
+        factor = min(1.0, (self.step - self._rewarm_from + 1) / o.rewarm_steps) if rewarm else 1.0
+        self._lr_factor = set_lr(
+            self.optimizers, self.step, o.warmup_steps, o.steps, o.cooldown_steps, extra_factor=factor
+        )
+
+    def take_step(self, loss: torch.Tensor) -> StepOutcome:
+        """Back-propagate ``loss`` (a scalar, shape ``()``), step the optimisers and advance the counts.
+
+        Raises:
+            FloatingPointError: the loss is NaN or infinite (nothing is stepped).
+        """
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite loss at step {self.step}; lower --lr or check the {self.data_name}"
+            )
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in self.optimizers:
+            opt.step()
+        self.step += 1
+        self.seen += self.options.batch_size * self.ctx.world
+        self._current().bar.update(1)
+        return self._outcome()
+
+    def _outcome(self) -> StepOutcome:
+        """Decide halt/save together over all ranks, then what the main rank logs and evaluates."""
+        o = self.options
+        out_of_time = o.max_minutes is not None and self.clock() >= o.max_minutes * 60
+        due = time.monotonic() - self._last_save >= o.checkpoint_every_minutes * 60
+        halt, save = any_rank([self._current().stop.requested or out_of_time, due], self.ctx)
+        last = halt or self.step == o.steps
+        main = self.ctx.main
+        return StepOutcome(
+            halt=halt,
+            save=save,
+            log=main and (self.step % o.log_every == 0 or last),
+            evaluate=main and (self.step % o.eval_every == 0 or last),
+        )
+
+    def end_step(self, outcome: StepOutcome, row: dict[str, Any]) -> None:
+        """Write ``row`` to the log (when not empty) and save the run state when due or halting."""
+        if row and self._log is not None:
+            self._log.write({"step": self.step, "time_s": self.clock(), self.counter: self.seen, **row})
+        if outcome.save or outcome.halt:
+            self.checkpoint()
+            self._last_save = time.monotonic()
+
+    def show(self, postfix: dict[str, str]) -> None:
+        """Show ``postfix`` (e.g. the last evaluation) after the progress bar."""
+        self._current().bar.set_postfix(postfix)
+
+    def checkpoint(self) -> None:
+        """Save the run state (main rank only), unless the current step is saved already."""
+        if not self.ctx.main or self.step == self._saved_step:
+            return
+        self._saved_step = self.step
+        info = {"step": self.step, self.counter: self.seen, "elapsed_s": self.clock(), **self.run_info}
+        save_run_state(self.run_dir, self.model, self.optimizers, info)
+
+    def _current(self) -> _Sitting:
+        """The sitting of :meth:`running`; stepping outside it is a bug."""
+        if self._sitting is None:
+            raise RuntimeError("TrainingLoop steps must run inside `with loop.running(...)`")
+        return self._sitting
+
+
+# ---------------------------------------------------------------------------------------- command line
+def add_optimiser_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    lr_default: float,
+    lr_help: str,
+    warmup_default: int,
+    cooldown_help: str = "linear lr decay to 0 over the last N of --steps (0 = off)",
+) -> None:
+    """Declare the optimiser and its lr schedule: ``--lr`` ... ``--cooldown-steps``.
+
+    What differs between the trainers (defaults, and help that names them) is a parameter; ``--help``
+    lists the flags in this order (``--lr``, ``--muon-lr``, ``--optimizer``, ``--weight-decay``,
+    ``--warmup-steps``, ``--cooldown-steps``).
+
+    Args:
+        parser: the trainer's parser.
+        lr_default: default of ``--lr``.
+        lr_help: help of ``--lr`` (it states the default).
+        warmup_default: default of ``--warmup-steps``.
+        cooldown_help: help of ``--cooldown-steps``.
+    """
+    parser.add_argument("--lr", type=float, default=lr_default, help=lr_help)
+    parser.add_argument("--muon-lr", type=float, default=None, help="Muon learning rate (default: --lr)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="muon", help="muon = Muon + AdamW")
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=warmup_default,
+        help=f"linear warm-up steps (default {warmup_default})",
+    )
+    parser.add_argument("--cooldown-steps", type=int, default=0, help=cooldown_help)
+    parser.add_argument(
+        "--rewarm-steps",
+        type=int,
+        default=0,
+        help="when resuming, ramp the lr up linearly over the first N steps of the sitting (use it to "
+        "extend a finished run with a larger --steps; 0 = off)",
+    )
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, *, data_flag: str) -> None:
+    """Declare ``--log-every`` ... ``--device``: logging, checkpoints, time limit, data cap, process.
+
+    Args:
+        parser: the trainer's parser.
+        data_flag: the trainer's dataset flag (``--data``, ``--latents``), which ``--max-videos`` caps.
+    """
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--checkpoint-every-minutes", type=float, default=10.0)
+    parser.add_argument(
+        "--max-minutes", type=float, default=None, help="stop (and checkpoint) after this wall time"
+    )
+    parser.add_argument(
+        "--max-videos", type=int, default=None, help=f"use only the first N videos of {data_flag}"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def config_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Apply ``--threads`` and return the other options, the fields of the trainer's config.
+
+    ``--threads`` is a setting of this process, not of the run, so it stays out of the saved config
+    (a resumed run may use another thread count).
+    """
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return {k: v for k, v in vars(args).items() if k != "threads"}

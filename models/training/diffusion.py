@@ -4,13 +4,12 @@ Every sample is one step layout of the chosen strategy filled with ground-truth 
 (:mod:`models.training.diffusion_data`), optionally mixed with the env's streaming layout. The loss
 is the v-prediction MSE of method.md 3.5 with CFG dropout and optional context noise. The batch
 randomness is a function of ``(seed, rank, step)``, so a resumed run draws exactly the batches the
-uninterrupted run would have drawn. Run state, logs and signals work as for the autoencoder
-(:mod:`models.training.common`).
+uninterrupted run would have drawn. Step bookkeeping, run state, logs and signals are shared with the
+autoencoder (:class:`models.training.common.TrainingLoop`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -19,23 +18,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from models.diffusion.config import dit_config
 from models.diffusion.dit import VideoDiT
 from models.latents import LatentDataset
 from models.strategies.presets import get_strategy
 from models.training.common import (
-    CsvLog,
     Dist,
-    StopSignal,
-    Stopwatch,
-    any_rank,
+    TrainingLoop,
     build_optimizers,
     init_distributed,
     load_run_state,
-    save_run_state,
-    set_lr,
 )
 from models.training.diffusion_data import STREAMING, LayoutSampler
 from models.training.diffusion_objective import evaluate, level_means, masked_mean, token_errors
@@ -60,6 +53,7 @@ class DiffusionTrainConfig:
     weight_decay: float = 0.01
     warmup_steps: int = 200
     cooldown_steps: int = 0
+    rewarm_steps: int = 0
     context_noise: float = 0.0
     cfg_dropout: float = 0.1
     eval_latents: str | None = None
@@ -133,13 +127,17 @@ def train(cfg: DiffusionTrainConfig, ctx: Dist | None = None) -> dict[str, float
     model = VideoDiT(model_cfg).to(ctx.device)
     optimizers = build_optimizers(model, cfg.lr, cfg.muon_lr, cfg.weight_decay, cfg.optimizer)
     state = load_run_state(run_dir, model, optimizers)
+    run_info = {
+        "model_config": asdict(model_cfg),
+        "strategy": cfg.strategy,
+        "mix_streaming": cfg.mix_streaming,
+        "strategy_summary": sampler.strategies[0].summary(),
+        "train": asdict(cfg),
+        **identity,
+    }
     if state is not None:
-        mine = {
-            "model_config": asdict(model_cfg),
-            "strategy": cfg.strategy,
-            "mix_streaming": cfg.mix_streaming,
-            **identity,
-        }
+        # What makes a run this run (the rest of run_info may differ between sittings).
+        mine = {k: run_info[k] for k in ("model_config", "strategy", "mix_streaming", *identity)}
         theirs = {k: state.get(k) for k in mine}
         if theirs != mine:
             diff = {k: (theirs[k], mine[k]) for k in mine if theirs[k] != mine[k]}
@@ -147,9 +145,9 @@ def train(cfg: DiffusionTrainConfig, ctx: Dist | None = None) -> dict[str, float
                 f"{run_dir} holds another run (saved vs requested: {diff}); use a new --out directory or the "
                 "run's own --size/--strategy/--mix-streaming and latents"
             )
-    step = state["step"] if state else 0
-    samples_seen = state.get("samples", 0) if state else 0
-    clock = Stopwatch(state["elapsed_s"] if state else 0.0)
+    loop = TrainingLoop(
+        ctx, run_dir, model, optimizers, cfg, state, counter="samples", run_info=run_info, data_name="latents"
+    )
     eval_batches = (
         eval_main.fixed_batches(cfg.seed + 1, cfg.eval_samples, cfg.batch_size) if eval_main else []
     )
@@ -158,13 +156,10 @@ def train(cfg: DiffusionTrainConfig, ctx: Dist | None = None) -> dict[str, float
     )
     net = DistributedDataParallel(model) if ctx.world > 1 else model
     levels = model_cfg.num_levels
-    log = None
-    if ctx.main:
-        columns = ["step", "time_s", "samples", "tokens_per_s", "lr", "loss"]
-        columns += [f"loss_l{k}" for k in range(levels)] + ["loss_streaming"]
-        columns += ["eval_loss"] + [f"eval_l{k}" for k in range(levels)] + ["eval_streaming"]
-        log = CsvLog(run_dir / "log.csv", columns, step)
-        (run_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
+    columns = ["tokens_per_s", "lr", "loss"]
+    columns += [f"loss_l{k}" for k in range(levels)] + ["loss_streaming"]
+    columns += ["eval_loss"] + [f"eval_l{k}" for k in range(levels)] + ["eval_streaming"]
+    loop.open_log(columns, asdict(cfg))
 
     def run_eval() -> dict[str, float]:
         out = {}
@@ -175,92 +170,42 @@ def train(cfg: DiffusionTrainConfig, ctx: Dist | None = None) -> dict[str, float
             out["eval_streaming"] = evaluate(model, stream_batches, cfg.seed)["loss"]
         return out
 
-    saved_step = step
-
-    def checkpoint() -> None:
-        nonlocal saved_step
-        if ctx.main and step != saved_step:
-            saved_step = step
-            info = {
-                "step": step,
-                "samples": samples_seen,
-                "elapsed_s": clock(),
-                "model_config": asdict(model_cfg),
-                "strategy": cfg.strategy,
-                "mix_streaming": cfg.mix_streaming,
-                "strategy_summary": sampler.strategies[0].summary(),
-                "train": asdict(cfg),
-                **identity,
-            }
-            save_run_state(run_dir, model, optimizers, info)
-
-    stop = StopSignal()
-    last_save = time.monotonic()
     last_eval: dict[str, float] = {}
-    bar = tqdm(
-        total=cfg.steps,
-        initial=step,
-        disable=not ctx.main,
-        desc=f"train-diffusion {cfg.strategy}",
-        unit="step",
-    )
-    try:
+    with loop.running(f"train-diffusion {cfg.strategy}"):
         model.train()
-        while step < cfg.steps:
+        while loop.step < cfg.steps:
             began = time.perf_counter()
-            rng = np.random.default_rng([cfg.seed, ctx.rank, step])
+            rng = np.random.default_rng([cfg.seed, ctx.rank, loop.step])
             batch, draws = sampler.batch(rng, cfg.batch_size)
             generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-            lr_factor = set_lr(optimizers, step, cfg.warmup_steps, cfg.steps, cfg.cooldown_steps)
-            with torch.autocast(ctx.device.type, torch.bfloat16, enabled=ctx.device.type == "cuda"):
+            loop.schedule_lr()
+            with ctx.autocast():
                 errors, weight = token_errors(
                     net, model, batch, generator, cfg.cfg_dropout, cfg.context_noise
                 )
             loss = masked_mean(errors, weight)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at step {step}; lower --lr or check the latents")
-            for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
-            loss.backward()
-            for opt in optimizers:
-                opt.step()
-            step += 1
-            samples_seen += cfg.batch_size * ctx.world
-            bar.update(1)
-            out_of_time = cfg.max_minutes is not None and clock() >= cfg.max_minutes * 60
-            due = time.monotonic() - last_save >= cfg.checkpoint_every_minutes * 60
-            halt, save = any_rank([stop.requested or out_of_time, due], ctx)
-            last = halt or step == cfg.steps
+            outcome = loop.take_step(loss)
             row: dict[str, float] = {}
-            if ctx.main and (step % cfg.log_every == 0 or last):
+            if outcome.log:
                 errors, weight = errors.detach(), weight.to(errors.device)
                 tokens = int((~batch.pad).sum()) if batch.pad is not None else batch.role.numel()
-                row = {"loss": loss.item(), "lr": lr_factor * cfg.lr}
+                row = {"loss": loss.item(), "lr": loop.lr}
                 row["tokens_per_s"] = tokens * ctx.world / (time.perf_counter() - began)
                 per_level = level_means(errors, weight, batch.index[..., 1].to(errors.device), levels)
                 row.update({f"loss_l{k}": v for k, v in enumerate(per_level) if not math.isnan(v)})
                 streamed = torch.tensor([d.source == STREAMING for d in draws], device=errors.device)
                 if bool(streamed.any()):
                     row["loss_streaming"] = float(masked_mean(errors, weight & streamed[:, None]))
-            if ctx.main and (step % cfg.eval_every == 0 or last):
+            if outcome.evaluate:
                 last_eval = run_eval()
                 row.update(last_eval)
                 if last_eval:
-                    bar.set_postfix(
+                    loop.show(
                         {k: f"{v:.4f}" for k, v in last_eval.items() if k in ("eval_loss", "eval_streaming")}
                     )
-            if row and log is not None:
-                log.write({"step": step, "time_s": clock(), "samples": samples_seen, **row})
-            if save or halt:
-                checkpoint()
-                last_save = time.monotonic()
-            if halt:
+            loop.end_step(outcome, row)
+            if outcome.halt:
                 break
-        if step >= cfg.steps:
-            checkpoint()
-    finally:
-        bar.close()
-        stop.restore()
     if ctx.main and not last_eval:  # nothing left to train (a finished run re-run)
         last_eval = run_eval()
     return last_eval

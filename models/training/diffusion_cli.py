@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from models.diffusion.config import DIT_SIZES
+from models.training.common import add_optimiser_arguments, add_run_arguments, config_options
 from models.training.diffusion import STRATEGIES
 
 
@@ -36,13 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=int, default=16, help="samples per step and process (default 16)"
     )
-    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3, the paper's)")
-    parser.add_argument("--muon-lr", type=float, default=None, help="Muon learning rate (default: --lr)")
-    parser.add_argument("--optimizer", choices=("muon", "adamw"), default="muon", help="muon = Muon + AdamW")
-    parser.add_argument("--weight-decay", type=float, default=0.01)
-    parser.add_argument("--warmup-steps", type=int, default=200, help="linear warm-up steps (default 200)")
-    parser.add_argument(
-        "--cooldown-steps", type=int, default=0, help="linear lr decay to 0 over the last N of --steps"
+    add_optimiser_arguments(
+        parser,
+        lr_default=1e-3,
+        lr_help="learning rate (default 1e-3, the paper's)",
+        warmup_default=200,
+        cooldown_help="linear lr decay to 0 over the last N of --steps",
     )
     parser.add_argument(
         "--context-noise",
@@ -59,29 +59,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--eval-samples", type=int, default=64, help="fixed held-out samples per evaluation")
     parser.add_argument("--eval-every", type=int, default=250, help="held-out denoising loss every N steps")
-    parser.add_argument("--log-every", type=int, default=10)
-    parser.add_argument("--checkpoint-every-minutes", type=float, default=10.0)
-    parser.add_argument(
-        "--max-minutes", type=float, default=None, help="stop (and checkpoint) after this wall time"
-    )
-    parser.add_argument(
-        "--max-videos", type=int, default=None, help="use only the first N videos of --latents"
-    )
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_run_arguments(parser, data_flag="--latents")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the training; prints the final held-out denoising loss."""
-    import torch
-
     from models.latents import LatentDataError
     from models.training.diffusion import DiffusionTrainConfig, train
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    options = {k: v for k, v in vars(args).items() if k != "threads"}
+    options = config_options(args)
     try:
         result = train(DiffusionTrainConfig(**options))
     except LatentDataError as error:  # a missing or corrupted latent folder: the message says the fix

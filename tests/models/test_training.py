@@ -69,10 +69,10 @@ def test_sigterm_saves_a_checkpoint(tiny_dataset: Path, tmp_path: Path, monkeypa
 
     original = common.set_lr
 
-    def set_lr_then_terminate(optimizers, step, *args):
+    def set_lr_then_terminate(optimizers, step, *args, **kwargs):
         if step == 2:  # as if `kill -TERM` arrived during the third step
             os.kill(os.getpid(), signal.SIGTERM)
-        return original(optimizers, step, *args)
+        return original(optimizers, step, *args, **kwargs)
 
     monkeypatch.setattr(common, "set_lr", set_lr_then_terminate)
     before = signal.getsignal(signal.SIGTERM)
@@ -144,3 +144,16 @@ def test_lr_schedule_warmup_constant_cooldown():
     factors = [set_lr([opt], s, warmup=4, total=20, cooldown=5) for s in range(20)]
     assert factors[:4] == [0.25, 0.5, 0.75, 1.0] and factors[10] == 1.0
     assert factors[15:] == [1.0, 0.8, 0.6, 0.4, 0.2] and opt.param_groups[0]["lr"] == 0.2
+
+
+def test_extending_a_finished_run_rewarms_the_lr(tiny_dataset: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    train(tiny_config(tiny_dataset, run, 3, warmup_steps=1, cooldown_steps=2, eval_every=100))
+    train(tiny_config(tiny_dataset, run, 7, warmup_steps=1, cooldown_steps=2, rewarm_steps=3, eval_every=100))
+    rows = [r.split(",") for r in (run / "log.csv").read_text().splitlines()]
+    column = rows[0].index("lr")
+    lrs = {int(r[0]): float(r[column]) for r in rows[1:]}
+    base = 2e-3
+    # first sitting: cool-down to half at its last step; extension: 1/3, 2/3, 1 of the rate, then cool-down
+    assert lrs[3] == pytest.approx(base * 0.5, rel=1e-4)
+    assert [lrs[s] / base for s in (4, 5, 6, 7)] == pytest.approx([1 / 3, 2 / 3, 1.0, 0.5], rel=1e-4)
