@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from millivid_env.loopcraft.env import LoopcraftEnv
+from millivid_env.loopcraft.env import LoopcraftEnv, check_reset_options, check_world_seed
 from millivid_env.loopcraft.physics import VALID_ACTIONS_TEXT
 from millivid_env.loopcraft.task import walk_start
 from millivid_env.loopcraft.world import World
@@ -86,10 +86,7 @@ def validate_context(
 
 
 def _check_options(options: dict[str, Any] | None) -> dict[str, Any]:
-    options = dict(options or {})
-    unknown = sorted(set(options) - set(RESET_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown reset option(s) {unknown}; valid keys: {list(RESET_OPTIONS)}")
+    options = check_reset_options(options, RESET_OPTIONS)
     given = {"context_frames", "context_actions"} & set(options)
     if len(given) == 1:
         raise ValueError("options 'context_frames' and 'context_actions' must be given together")
@@ -98,9 +95,7 @@ def _check_options(options: dict[str, Any] | None) -> dict[str, Any]:
             "options 'world_seed' and 'context_frames' exclude each other: the context either comes from "
             "a walk in the seed's world or is given"
         )
-    seed = options.get("world_seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise ValueError(f"options['world_seed'] must be a non-negative int, got {seed!r}")
+    check_world_seed(options.get("world_seed"))
     return options
 
 

@@ -14,7 +14,7 @@ from gymnasium import spaces
 
 from millivid_env.context import check_context_frames, start_episode
 from millivid_env.latent_reward import latent_reward_or_none
-from millivid_env.loopcraft.env import LoopcraftEnv
+from millivid_env.loopcraft.env import LoopcraftEnv, check_render_mode
 from millivid_env.loopcraft.physics import validate_action
 from millivid_env.memory import HierarchicalMemory, MemorySnapshot
 from millivid_env.simulator import StreamingSimulator
@@ -46,6 +46,32 @@ class EnvSnapshot:
         float("inf"),
         None,
     )  # reward head: distance, verdict
+
+
+def episode_info(
+    steps: int,
+    memory: HierarchicalMemory,
+    judgement: tuple[bool, float] | None,
+    twin: LoopcraftEnv | None,
+    truth_frame: np.ndarray | None,
+) -> dict[str, Any]:
+    """The ``info`` of one episode (the single env's, and each sub-env's of the vector env).
+
+    Args:
+        steps: frames generated this episode.
+        memory: the episode's hierarchical latent memory.
+        judgement: the reward head's ``(is_success, success_prob)`` on the newest frame; None without one.
+        twin: the ground-truth twin when it is stepped alongside (``ground_truth=True``), else None.
+        truth_frame: uint8 ``(R, R, 3)`` the twin's current frame (read only with ``twin``).
+    """
+    info: dict[str, Any] = {"step": steps, "memory_tokens": memory.tokens}
+    if judgement is not None:
+        info["is_success"], info["success_prob"] = judgement
+    if twin is not None:
+        pose = np.asarray(twin.pose, dtype=np.float32)
+        info["ground_truth"] = {"frame": truth_frame.copy(), "pose": pose}
+        info["pose"] = pose.copy()
+    return info
 
 
 class MilliVidEnv(gym.Env):
@@ -152,11 +178,7 @@ class MilliVidEnv(gym.Env):
         shaping: float | None = None,
     ) -> None:
         """Load the world model (once per process) and build the spaces; see the class docstring."""
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
-            )
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
         self._kwargs = dict(
             checkpoint=checkpoint,
             autoencoder=autoencoder,
@@ -198,14 +220,9 @@ class MilliVidEnv(gym.Env):
         return self._twin if self.ground_truth else None
 
     def _info(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"step": self._steps, "memory_tokens": self.memory.tokens}
-        if self._judgement is not None:
-            info["is_success"], info["success_prob"] = self._judgement
-        if self.ground_truth:
-            pose = np.asarray(self._twin.pose, dtype=np.float32)
-            info["ground_truth"] = {"frame": self._truth_frame.copy(), "pose": pose}
-            info["pose"] = pose.copy()
-        return info
+        return episode_info(
+            self._steps, self.memory, self._judgement, self.ground_truth_env, self._truth_frame
+        )
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

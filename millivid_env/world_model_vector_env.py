@@ -19,11 +19,16 @@ from gymnasium.vector.utils import batch_space
 
 from millivid_env.context import check_context_frames, start_episode
 from millivid_env.latent_reward import latent_reward_or_none
-from millivid_env.loopcraft.env import LoopcraftEnv
+from millivid_env.loopcraft.env import LoopcraftEnv, check_render_mode
 from millivid_env.loopcraft.physics import validate_action
 from millivid_env.memory import HierarchicalMemory
 from millivid_env.simulator import StreamingSimulator
-from millivid_env.world_model_env import DEFAULT_AUTOENCODER, DEFAULT_CHECKPOINT, DEFAULT_SAMPLING_STEPS
+from millivid_env.world_model_env import (
+    DEFAULT_AUTOENCODER,
+    DEFAULT_CHECKPOINT,
+    DEFAULT_SAMPLING_STEPS,
+    episode_info,
+)
 from models.world_model import WorldModel
 
 __all__ = ["MilliVidVectorEnv"]
@@ -83,10 +88,7 @@ class MilliVidVectorEnv(VectorEnv):
         """Load the model (once per process) and build the batched spaces; see the class docstring."""
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
-            )
+        check_render_mode(render_mode, self.metadata["render_modes"])
         if max_episode_steps is not None and max_episode_steps != -1 and max_episode_steps < 1:
             raise ValueError(
                 f"max_episode_steps must be >= 1, -1 or None (no limit), got {max_episode_steps}"
@@ -121,14 +123,9 @@ class MilliVidVectorEnv(VectorEnv):
         return self.simulator.memories
 
     def _info(self, i: int) -> dict[str, Any]:
-        info: dict[str, Any] = {"step": int(self._steps[i]), "memory_tokens": self.memories[i].tokens}
-        if self.reward_model is not None:
-            info["is_success"], info["success_prob"] = bool(self._success[i]), float(self._prob[i])
-        if self.ground_truth:
-            pose = np.asarray(self._twins[i].pose, dtype=np.float32)
-            info["ground_truth"] = {"frame": self._truth[i].copy(), "pose": pose}
-            info["pose"] = pose.copy()
-        return info
+        judgement = None if self.reward_model is None else (bool(self._success[i]), float(self._prob[i]))
+        twin = self._twins[i] if self.ground_truth else None
+        return episode_info(int(self._steps[i]), self.memories[i], judgement, twin, self._truth[i])
 
     def _reset_one(self, i: int, options: dict[str, Any] | None) -> dict[str, Any]:
         if self._rngs[i] is None:

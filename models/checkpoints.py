@@ -12,9 +12,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -168,6 +169,33 @@ def save_checkpoint(model: nn.Module, out_dir: str | os.PathLike[str], model_car
     return atomic_save_dir(write, out_dir)
 
 
+def load_checkpoint(
+    model_cls: Callable[[Any], M],
+    config_cls: type,
+    name_or_path: str | os.PathLike[str],
+    device: str | torch.device = "cpu",
+    revision: str | None = None,
+) -> M:
+    """Load a mixin model in eval mode: its config, then its weights strictly (safetensors only).
+
+    Shared by the models' ``from_pretrained`` overrides: unlike the mixin's own loader, it accepts
+    bundled names and raises :class:`CheckpointError` naming the file when config and weights differ.
+
+    Args:
+        model_cls: the model class, built as ``model_cls(config)``.
+        config_cls: its config dataclass (``config.json``).
+        name_or_path: bundled name, local directory, or Hub repo id.
+        device: where to put the model.
+        revision: Hub revision (branch, tag or commit) for repo ids.
+
+    Raises:
+        CheckpointError: unknown name, missing or corrupted files, or config and weights that do not match.
+    """
+    directory = resolve_checkpoint(name_or_path, revision=revision)
+    model = load_weights(model_cls(read_config(directory, config_cls)), directory / WEIGHTS_NAME)
+    return model.to(device).eval()
+
+
 def load_autoencoder(
     name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu", revision: str | None = None
 ):
@@ -180,7 +208,4 @@ def load_autoencoder(
     """
     from models.autoencoder import AutoencoderConfig, HierarchicalAutoencoder
 
-    directory = resolve_checkpoint(name_or_path, revision=revision)
-    config = read_config(directory, AutoencoderConfig)
-    model = load_weights(HierarchicalAutoencoder(config), directory / WEIGHTS_NAME)
-    return model.to(device).eval()
+    return load_checkpoint(HierarchicalAutoencoder, AutoencoderConfig, name_or_path, device, revision)

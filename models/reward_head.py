@@ -21,7 +21,7 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from models.checkpoints import WEIGHTS_NAME, load_weights, read_config, resolve_checkpoint
+from models.checkpoints import load_checkpoint
 from models.tokens import TokenLayout, get_layout
 
 __all__ = ["RewardHead", "RewardHeadConfig", "load_reward_head"]
@@ -168,7 +168,4 @@ def load_reward_head(
     Raises:
         models.checkpoints.CheckpointError: missing, corrupted or mismatched checkpoint.
     """
-    directory = resolve_checkpoint(name_or_path, revision=revision)
-    config = read_config(directory, RewardHeadConfig)
-    model = load_weights(RewardHead(config), directory / WEIGHTS_NAME)
-    return model.to(device).eval()
+    return load_checkpoint(RewardHead, RewardHeadConfig, name_or_path, device, revision)

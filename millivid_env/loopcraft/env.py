@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -17,6 +18,31 @@ from millivid_env.loopcraft.world import WORLD_SIZE, World, generate_world
 RESET_OPTIONS = ("world_seed", "yaw")
 #: Edge of the pygame window in "human" render mode, in pixels.
 WINDOW_SIZE = 512
+
+
+def check_render_mode(render_mode: str | None, render_modes: Sequence[str]) -> str | None:
+    """The ``render_mode`` constructor argument: None or one of ``render_modes`` (``metadata``'s)."""
+    if render_mode is not None and render_mode not in render_modes:
+        raise ValueError(f"render_mode must be one of {render_modes} or None, got {render_mode!r}")
+    return render_mode
+
+
+def check_reset_options(options: dict[str, Any] | None, valid: Sequence[str]) -> dict[str, Any]:
+    """A copy of ``reset``'s ``options`` (None: empty); raises ``ValueError`` on keys not in ``valid``."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown reset option(s) {unknown}; valid keys: {list(valid)}")
+    return options
+
+
+def check_world_seed(world_seed: Any) -> int | None:
+    """``options["world_seed"]``: None (the env draws one) or a non-negative int."""
+    if world_seed is None:
+        return None
+    if isinstance(world_seed, bool) or not isinstance(world_seed, (int, np.integer)) or world_seed < 0:
+        raise ValueError(f"options['world_seed'] must be a non-negative int, got {world_seed!r}")
+    return int(world_seed)
 
 
 class LoopcraftEnv(gym.Env):
@@ -47,11 +73,7 @@ class LoopcraftEnv(gym.Env):
             resolution: square frame edge in pixels, a positive multiple of 8.
             world_size: (X, Y, Z) world extent; defaults to `WORLD_SIZE`.
         """
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
-            )
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
         self.resolution = validate_resolution(resolution)
         self.world_size = tuple(int(s) for s in (world_size or WORLD_SIZE))
         self.action_space = spaces.Discrete(3)
@@ -73,24 +95,19 @@ class LoopcraftEnv(gym.Env):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start a new episode; see the class docstring for the options."""
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = sorted(set(options) - set(RESET_OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {unknown}; valid keys: {list(RESET_OPTIONS)}")
-        world_seed = options.get("world_seed")
+        options = check_reset_options(options, RESET_OPTIONS)
+        world_seed = check_world_seed(options.get("world_seed"))
         if world_seed is None:
             world_seed = int(self.np_random.integers(0, 2**31 - 1))
-        elif isinstance(world_seed, bool) or not isinstance(world_seed, (int, np.integer)) or world_seed < 0:
-            raise ValueError(f"options['world_seed'] must be a non-negative int, got {world_seed!r}")
         yaw = options.get("yaw")
         if yaw is None:
             yaw = TURN_DEG * int(self.np_random.integers(0, 360 // TURN_DEG))
         elif isinstance(yaw, bool) or not isinstance(yaw, (int, np.integer)) or yaw % TURN_DEG != 0:
             raise ValueError(f"options['yaw'] must be an int multiple of {TURN_DEG} (degrees), got {yaw!r}")
         # Regenerating is cheap but not free; reuse the world when the seed repeats.
-        if self.world is None or self.world_seed != int(world_seed) or self.world.size != self.world_size:
-            self.world = generate_world(int(world_seed), self.world_size)
-        self.world_seed = int(world_seed)
+        if self.world is None or self.world_seed != world_seed or self.world.size != self.world_size:
+            self.world = generate_world(world_seed, self.world_size)
+        self.world_seed = world_seed
         self.pose = initial_pose(self.world, int(yaw) % 360)
         self.steps = 0
         self._frame = render(self.world, self.pose, self.resolution)

@@ -6,9 +6,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
-from millivid_env.loopcraft.env import LoopcraftEnv
+from millivid_env.loopcraft.env import LoopcraftEnv, check_reset_options, check_world_seed
 from millivid_env.loopcraft.task import LandmarkTask, landmark_distance, walk_start
 
 #: Option keys accepted by `LoopcraftLandmarkEnv.reset`.
@@ -73,7 +72,8 @@ class LoopcraftLandmarkEnv(gym.Env):
     - v0: initial release.
     """
 
-    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 20}
+    # render() is the inner `Loopcraft-v0` env's: same render modes and fps.
+    metadata = {**LoopcraftEnv.metadata}
 
     def __init__(
         self,
@@ -93,9 +93,9 @@ class LoopcraftLandmarkEnv(gym.Env):
         self.render_mode = render_mode
         self.task = LandmarkTask(radius, min_start_distance, success_reward, shaping)
         self.walk_frames = int(walk_frames)
-        size = self.world_env.resolution
-        self.action_space = spaces.Discrete(3)
-        self.observation_space = spaces.Box(0, 255, (size, size, 3), np.uint8)
+        # Actions and frames pass through the inner env unchanged.
+        self.action_space = self.world_env.action_space
+        self.observation_space = self.world_env.observation_space
         self._distance = float("inf")
         self._steps = 0
         self._started = False
@@ -117,20 +117,12 @@ class LoopcraftLandmarkEnv(gym.Env):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start a new episode at the end of an accepted random walk; see the class docstring."""
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = sorted(set(options) - set(RESET_OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {unknown}; valid keys: {list(RESET_OPTIONS)}")
-        world_seed = options.get("world_seed")
-        if world_seed is not None and (
-            isinstance(world_seed, bool) or not isinstance(world_seed, (int, np.integer)) or world_seed < 0
-        ):
-            raise ValueError(f"options['world_seed'] must be a non-negative int, got {world_seed!r}")
+        options = check_reset_options(options, RESET_OPTIONS)
         walk_start(
             self.np_random,
             self.world_env,
             self.walk_frames,
-            world_seed,
+            check_world_seed(options.get("world_seed")),
             accept=self.task.accepts_start,
             render_frames=False,
         )

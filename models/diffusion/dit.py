@@ -260,8 +260,6 @@ class VideoDiT(
         Raises:
             models.checkpoints.CheckpointError: unknown name, or config and weights that do not match.
         """
-        from models.checkpoints import WEIGHTS_NAME, load_weights, read_config, resolve_checkpoint
+        from models.checkpoints import load_checkpoint
 
-        directory = resolve_checkpoint(pretrained_model_name_or_path, revision=revision)
-        model = load_weights(cls(read_config(directory, DiTConfig)), directory / WEIGHTS_NAME)
-        return model.to(map_location).eval()
+        return load_checkpoint(cls, DiTConfig, pretrained_model_name_or_path, map_location, revision)
