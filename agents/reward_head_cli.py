@@ -38,21 +38,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--epsilon", type=float, default=0.25, help="random actions in scripted episodes")
     parser.add_argument("--linger", type=int, default=16, help="random steps after a success (default 16)")
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument(
         "--pos-weight", type=float, help="loss weight of success frames (default: sqrt of the class ratio)"
     )
-    parser.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay (default 0.05)")
+    parser.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay (default 0.1)")
     parser.add_argument(
         "--latent-noise",
         type=float,
-        default=0.0,
-        help="std of Gaussian noise on the training latents (robustness to generated latents; default 0)",
+        default=0.2,
+        help="std of Gaussian noise on the training latents (robustness to generated latents; default 0.2)",
     )
-    parser.add_argument("--hidden", type=int, default=256, help="hidden width of the head's MLP")
-    parser.add_argument("--dropout", type=float, default=0.1, help="dropout after each hidden layer")
+    parser.add_argument("--hidden", type=int, default=128, help="hidden width of the head's MLP")
+    parser.add_argument("--dropout", type=float, default=0.5, help="dropout after each hidden layer")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 3], help="latent levels read")
     parser.add_argument("--radius", type=float, default=2.0, help="task success radius in blocks")
     parser.add_argument("--min-start-distance", type=float, default=4.0)
