@@ -79,6 +79,8 @@ def _command_line(args: argparse.Namespace) -> str:
     parts = []
     for key, value in vars(args).items():
         flag = "--" + key.replace("_", "-")
+        if value is None:  # an unset option (its default applies)
+            continue
         if isinstance(value, bool):
             parts += [flag] if value else []
         elif isinstance(value, list):
