@@ -5,10 +5,11 @@ agents get the same number of env steps and the same training reward (sparse suc
 distance shaping, `--shaping`; from the true pose in the real env, from the reward head's predicted
 distance in imagination). Prints (and writes) a Markdown table with 95% intervals.
 
-    # a trained world model (autoencoder + diffusion checkpoints), small CPU budgets:
-    python examples/landmark_agents.py --autoencoder DIR_OR_NAME --diffusion DIR_OR_NAME --steps 20000
-    # reuse a reward head from `millivid train-reward-head`:
+    # the bundled checkpoints (autoencoder, diffusion model, reward head), small CPU budgets:
+    python examples/landmark_agents.py --steps 20480 --num-envs 8 --episodes 200
+    # another world model: pass a reward head trained on its autoencoder A, or train one:
     python examples/landmark_agents.py --autoencoder A --diffusion D --reward-head runs/landmark-head
+    python examples/landmark_agents.py --autoencoder A --diffusion D --train-head
     # plumbing check in a minute with tiny random checkpoints (the numbers mean nothing):
     python examples/landmark_agents.py --tiny --steps 512 --episodes 10
 """
@@ -44,7 +45,12 @@ def main() -> None:
     )
     parser.add_argument("--autoencoder", default="loopcraft-64")
     parser.add_argument("--diffusion", default="loopcraft-64-millivid")
-    parser.add_argument("--reward-head", help="reward-head checkpoint (default: train one)")
+    parser.add_argument(
+        "--reward-head",
+        help="reward-head checkpoint (default: the bundled loopcraft-64-landmark; with --tiny or "
+        "--train-head, one is trained on --autoencoder)",
+    )
+    parser.add_argument("--train-head", action="store_true", help="train a reward head on --autoencoder")
     parser.add_argument("--head-episodes", type=int, default=200, help="episodes to train the head on")
     parser.add_argument("--tiny", action="store_true", help="tiny random checkpoints (smoke run)")
     parser.add_argument("--steps", type=int, default=20480, help="PPO env steps, same for both agents")
@@ -66,6 +72,8 @@ def main() -> None:
 
         ae, dit = save_tiny_world_model(out / "tiny-model", dit_width=64)
         args.autoencoder, args.diffusion = str(ae), str(dit)
+    if args.reward_head is None and not (args.tiny or args.train_head):
+        args.reward_head = "loopcraft-64-landmark"  # trained on the bundled loopcraft-64 autoencoder
     if args.reward_head is None:
         args.reward_head = str(out / "reward-head")
         millivid(
