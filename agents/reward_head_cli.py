@@ -153,7 +153,10 @@ def _judge_in_imagination(head: Any, args: argparse.Namespace) -> dict[str, Any]
     import tempfile
 
     from agents.imagined_judgement import judge_in_imagination
+    from millivid_env.registration import MILLIVID_TASK_VARIANTS
 
+    # The sampler steps of the registered imagined task env, so the judgement matches what agents meet.
+    steps = int(MILLIVID_TASK_VARIANTS["MilliVid-Loopcraft-Landmark-v0"]["sampling_steps"])
     with tempfile.TemporaryDirectory() as tmp:
         head.save_pretrained(tmp)
         env_kwargs = {
@@ -161,7 +164,7 @@ def _judge_in_imagination(head: Any, args: argparse.Namespace) -> dict[str, Any]
             "autoencoder": args.autoencoder,
             "reward_head": tmp,
             "device": args.device,
-            "sampling_steps": 4,
+            "sampling_steps": steps,
         }
         judgement = judge_in_imagination(
             env_kwargs,
@@ -170,7 +173,7 @@ def _judge_in_imagination(head: Any, args: argparse.Namespace) -> dict[str, Any]
             seed=args.seed + 1_000_000,  # worlds the head was not trained on
             progress=not args.no_progress,
         )
-    return {**judgement.metrics(), "diffusion": str(args.diffusion), "sampling_steps": 4}
+    return {**judgement.metrics(), "diffusion": str(args.diffusion), "sampling_steps": steps}
 
 
 def run(args: argparse.Namespace) -> int:
