@@ -22,10 +22,10 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from models.diffusion.attention import Conditioning, ContextDiTBlock, attention_mask
+from models.diffusion.attention import Conditioning, ContextDiTBlock, attention_mask, scale_shift
 from models.diffusion.config import DIT_SIZES, DiTConfig, dit_config
 from models.diffusion.schedule import CosineSchedule
-from models.layers import TimestepEmbedding, init_linear_xavier, modulate, sincos_embedding
+from models.layers import TimestepEmbedding, init_linear_xavier, sincos_embedding
 
 __all__ = ["DIT_SIZES", "ContextCache", "DiTConfig", "VideoDiT", "dit_config"]
 
@@ -124,6 +124,11 @@ class VideoDiT(
         """
         if uncond is not None:
             action = action.masked_fill(uncond[:, None], -1)  # -1: no action embedding
+        shape = t.shape
+        if shape[1] > 1 and all(bool((x == x[:, :1]).all()) for x in (t, level, action)):
+            # One condition per sample: the same distinct rows as from all tokens, one column.
+            t, level, action = t[:, :1], level[:, :1], action[:, :1]
+            shape = (shape[0], 1)
         key = torch.stack([t.double(), level.double(), action.double()], dim=-1).flatten(0, 1)
         unique, inverse = torch.unique(key, dim=0, return_inverse=True)
         act = unique[:, 2].long()
@@ -133,11 +138,11 @@ class VideoDiT(
             + self.level_embed(unique[:, 1].long())
             + self.action_embed(act.clamp(min=0)) * has_action
         )
-        return Conditioning(vectors, inverse.view(t.shape))
+        return Conditioning(vectors, inverse.view(shape))
 
     def _output(self, h: torch.Tensor, cond: Conditioning) -> torch.Tensor:
-        shift, scale = cond.modulation(self.head_ada).chunk(2, dim=-1)
-        return self.head(modulate(self.head_norm(h), shift, scale)).float()
+        shift, factor = cond.modulation(self.head_ada, 2, scales=(1,))
+        return self.head(scale_shift(self.head_norm(h), factor, shift)).float()
 
     # ------------------------------------------------------------------ passes
     def forward(
