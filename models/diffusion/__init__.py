@@ -9,16 +9,17 @@ Typical use::
     x = sample(model.eval(), batch, steps=8, generator=gen)  # one rollout step
 """
 
-from models.diffusion.attention import ContextAttention, ContextDiTBlock, attention_mask
+from models.diffusion.attention import ContextAttention, ContextDiTBlock, attention_mask, frame_causal_mask
 from models.diffusion.batch import TokenBatch, cell_tokens
 from models.diffusion.config import DIT_SIZES, DiTConfig, dit_config
 from models.diffusion.dit import ContextCache, VideoDiT
 from models.diffusion.loss import diffusion_loss
 from models.diffusion.perf import count_flops, count_sample_flops, flop_counter, time_sampling
-from models.diffusion.sampler import sample
+from models.diffusion.sampler import ContextReuse, sample
 from models.diffusion.schedule import CosineSchedule
 
 __all__ = [
+    "ContextReuse",
     "DIT_SIZES",
     "ContextAttention",
     "ContextCache",
@@ -28,6 +29,7 @@ __all__ = [
     "TokenBatch",
     "VideoDiT",
     "attention_mask",
+    "frame_causal_mask",
     "cell_tokens",
     "count_flops",
     "count_sample_flops",

@@ -81,24 +81,47 @@ def scale_shift(x: torch.Tensor, factor: torch.Tensor, shift: torch.Tensor) -> t
     return x * factor + shift
 
 
-def attention_mask(role: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
+def attention_mask(
+    role: torch.Tensor, pad: torch.Tensor | None = None, frames: torch.Tensor | None = None
+) -> torch.Tensor:
     """Boolean mask of context-causal attention (True = may attend).
 
     Args:
         role: ``(B, N)`` token roles (``CONTEXT`` / ``DENOISED``).
         pad: optional bool ``(B, N)`` padding tokens; never attended to. A padding query attends
             only to itself so that no softmax row is empty (its output is ignored).
+        frames: optional int64 ``(B, N)`` frame of every token: makes the context *frame-causal* as
+            well (a context query attends only to context keys of its own or earlier frames).
 
     Returns:
         bool ``(B, 1, N, N)`` indexed ``[b, 0, query, key]``.
     """
     is_ctx = role == CONTEXT
-    allowed = (~is_ctx).unsqueeze(2) | is_ctx.unsqueeze(1)
+    ctx_keys = is_ctx.unsqueeze(1)
+    if frames is not None:
+        ctx_keys = ctx_keys & (frames.unsqueeze(1) <= frames.unsqueeze(2))
+    allowed = (~is_ctx).unsqueeze(2) | ctx_keys
     if pad is not None:
         real = ~pad
         allowed = allowed & real.unsqueeze(2) & real.unsqueeze(1)
         allowed = allowed | torch.eye(role.shape[1], dtype=torch.bool, device=role.device)
     return allowed.unsqueeze(1)
+
+
+def frame_causal_mask(query_frames: torch.Tensor, key_frames: torch.Tensor) -> torch.Tensor | None:
+    """Mask of context queries over context keys under frame-causal attention, or None if all pass.
+
+    Args:
+        query_frames: int64 ``(B, Nq)`` frames of the queries.
+        key_frames: int64 ``(B, Nk)`` frames of the keys.
+
+    Returns:
+        bool ``(B, 1, Nq, Nk)`` (True = may attend), or None when every key is at or before every
+        query's frame (the common case of a context that is one frame, or a prefix of older frames).
+    """
+    if not query_frames.numel() or bool(key_frames.max() <= query_frames.min()):
+        return None
+    return (key_frames.unsqueeze(1) <= query_frames.unsqueeze(2)).unsqueeze(1)
 
 
 def _layer_norm(dim: int) -> nn.LayerNorm:
@@ -205,22 +228,34 @@ class ContextDiTBlock(nn.Module):
         return self._finish(x, self.attn.attend(q, k, v, mask), mod)
 
     def forward_context(
-        self, x: torch.Tensor, cond: Conditioning, last: bool = False
+        self,
+        x: torch.Tensor,
+        cond: Conditioning,
+        last: bool = False,
+        mask: torch.Tensor | None = None,
+        prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
-        """Context tokens alone (they attend only to each other), keeping their keys and values.
+        """Context tokens alone (they attend only to context), keeping their keys and values.
 
         Args:
             x: ``(B, Nc, D)`` context tokens.
             cond: their condition.
             last: the last block: only the keys/values are needed, the rest is skipped.
+            mask: optional bool ``(B, 1, Nc, Np + Nc)`` over ``[prefix ; own]`` keys (frame-causal).
+            prefix: optional ``(keys, values)`` ``(B, heads, Np, D / heads)`` of context tokens
+                encoded earlier, which these tokens also attend to (frame-causal models only).
 
         Returns:
-            ``(x_next or None, k, v)`` with ``k, v`` of shape ``(B, heads, Nc, D / heads)``.
+            ``(x_next or None, k, v)`` with ``k, v`` of shape ``(B, heads, Np + Nc, D / heads)``:
+            the prefix keys/values followed by the new ones.
         """
         mod, (q, k, v) = self._qkv(x, cond)
+        if prefix is not None:
+            k = torch.cat([prefix[0].to(k.dtype), k], dim=2)
+            v = torch.cat([prefix[1].to(v.dtype), v], dim=2)
         if last:
             return None, k, v
-        return self._finish(x, self.attn.attend(q, k, v), mod), k, v
+        return self._finish(x, self.attn.attend(q, k, v, mask), mod), k, v
 
     def forward_denoised(
         self, x: torch.Tensor, cond: Conditioning, keys: torch.Tensor, values: torch.Tensor, length: int

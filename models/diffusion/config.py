@@ -6,6 +6,9 @@ from dataclasses import dataclass, replace
 
 from models.tokens import get_layout
 
+#: Attention patterns among context tokens (``DiTConfig.context_attention``).
+CONTEXT_ATTENTION = ("bidirectional", "frame-causal")
+
 
 @dataclass(frozen=True)
 class DiTConfig:
@@ -21,6 +24,10 @@ class DiTConfig:
         num_levels: pyramid levels (must equal the layout's).
         num_actions: number of discrete action ids (Loopcraft: forward, left, right).
         schedule_shift: ``shift`` of the cosine logSNR schedule the model is trained with.
+        context_attention: how context tokens attend to each other: ``bidirectional`` (all context)
+            or ``frame-causal`` (context of their own or earlier frames only, so the keys/values of
+            past frames do not change when newer context is added; see
+            :mod:`models.diffusion.attention`). Denoised tokens attend to everything either way.
     """
 
     layout: str = "loopcraft-64"
@@ -32,6 +39,7 @@ class DiTConfig:
     num_levels: int = 4
     num_actions: int = 3
     schedule_shift: float = 1.0
+    context_attention: str = "bidirectional"
 
     def __post_init__(self) -> None:
         layout = get_layout(self.layout)
@@ -42,8 +50,17 @@ class DiTConfig:
             )
         if self.width % self.heads or self.width < 6:
             raise ValueError(f"width {self.width} must be >= 6 and divisible by heads ({self.heads})")
+        if self.context_attention not in CONTEXT_ATTENTION:
+            raise ValueError(
+                f"unknown context_attention {self.context_attention!r}; valid: {', '.join(CONTEXT_ATTENTION)}"
+            )
         if min(self.depth, self.num_actions) < 1 or self.schedule_shift <= 0:
             raise ValueError("depth and num_actions must be >= 1 and schedule_shift > 0")
+
+    @property
+    def frame_causal(self) -> bool:
+        """Context tokens attend only to context of their own or earlier frames."""
+        return self.context_attention == "frame-causal"
 
 
 #: Named sizes. ``tiny``: tests; ``cpu``: the bundled CPU checkpoints (loopcraft-64; 1.9M parameters,

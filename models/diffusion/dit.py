@@ -22,7 +22,13 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from models.diffusion.attention import Conditioning, ContextDiTBlock, attention_mask, scale_shift
+from models.diffusion.attention import (
+    Conditioning,
+    ContextDiTBlock,
+    attention_mask,
+    frame_causal_mask,
+    scale_shift,
+)
 from models.diffusion.config import DIT_SIZES, DiTConfig, dit_config
 from models.diffusion.schedule import CosineSchedule
 from models.layers import TimestepEmbedding, init_linear_xavier, sincos_embedding
@@ -41,12 +47,21 @@ class ContextCache:
         origin: int64 ``(B,)`` frame subtracted to make frames relative (shared with the denoised
             tokens of the same step).
         length: number of context tokens ``Nc``.
+        frames: int64 ``(B, Nc)`` frame of every context token (for frame-causal extension).
     """
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
     origin: torch.Tensor
     length: int
+    frames: torch.Tensor
+
+
+def _with_room(kv: torch.Tensor, n: int, reserve: int) -> torch.Tensor:
+    """Keys or values ``(B, H, n, hd)`` copied into a buffer with ``reserve`` scratch rows."""
+    buffer = kv.new_empty(*kv.shape[:2], n + reserve, kv.shape[3])
+    buffer[:, :, :n] = kv
+    return buffer
 
 
 class VideoDiT(
@@ -177,7 +192,7 @@ class VideoDiT(
             x, t = x.masked_fill(pad.unsqueeze(-1), 0.0), t.masked_fill(pad, 0.0)
         cond = self.condition(t, level, action, uncond)
         h = self.embed(x, index, self.frame_origin(index, pad))
-        mask = attention_mask(role, pad)
+        mask = attention_mask(role, pad, index[..., 0] if self.config.frame_causal else None)
         for block in self.blocks:
             h = block(h, cond, mask)
         return self._output(h, cond)
@@ -191,6 +206,7 @@ class VideoDiT(
         origin: torch.Tensor,
         uncond: torch.Tensor | None = None,
         reserve: int = 0,
+        prefix: ContextCache | None = None,
     ) -> ContextCache:
         """Run the context tokens alone and keep every block's keys/values.
 
@@ -202,26 +218,53 @@ class VideoDiT(
             origin: int64 ``(B,)`` frame origin of the *whole* step (see :meth:`frame_origin`).
             uncond: optional bool ``(B,)``.
             reserve: number of denoised tokens ``Nd`` to leave room for in the key/value buffers.
+            prefix: frame-causal models only: the cache of context tokens of *earlier* frames,
+                encoded before (same batch, origin and ``uncond``); ``x`` then holds only the newer
+                context tokens, which attend to the prefix and to each other. The prefix is not
+                modified.
 
         Returns:
-            The cache for :meth:`forward_denoised`.
+            The cache for :meth:`forward_denoised` (prefix tokens first when a prefix is given).
+
+        Raises:
+            ValueError: a prefix with a bidirectional model, another origin, or context tokens of
+                frames not after every prefix frame (the prefix would have attended to them).
         """
-        cond = self.condition(t, index[..., 1], action, uncond)
-        h = self.embed(x, index, origin)
-        keys, values = [], []
-        n = x.shape[1]
-        for i, block in enumerate(self.blocks):
-            h, k, v = block.forward_context(h, cond, last=i == len(self.blocks) - 1)
-            if reserve:
-                k_buf, v_buf = (
-                    k.new_empty(*k.shape[:2], n + reserve, k.shape[3]),
-                    v.new_empty(*v.shape[:2], n + reserve, v.shape[3]),
+        frames = index[..., 0]
+        mask = frame_causal_mask(frames, frames) if self.config.frame_causal else None
+        pre: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.blocks)
+        if prefix is not None:
+            if not self.config.frame_causal:
+                raise ValueError(
+                    "a context prefix needs a frame-causal model (context_attention='frame-causal'); this "
+                    "model's context attends bidirectionally, so earlier context depends on newer context"
                 )
-                k_buf[:, :, :n], v_buf[:, :, :n] = k, v
-                k, v = k_buf, v_buf
-            keys.append(k)
-            values.append(v)
-        return ContextCache(keys, values, origin, n)
+            if not torch.equal(prefix.origin, origin):
+                raise ValueError("the context prefix was encoded with another frame origin")
+            if frames.numel() and bool((frames.min(dim=1).values <= prefix.frames.max(dim=1).values).any()):
+                raise ValueError(
+                    "context tokens added to a prefix must all be of later frames than the prefix's tokens"
+                )
+            n = prefix.length
+            pre = [(k[:, :, :n], v[:, :, :n]) for k, v in zip(prefix.keys, prefix.values, strict=True)]
+            mask = frame_causal_mask(frames, torch.cat([prefix.frames, frames], dim=1))
+            frames = torch.cat([prefix.frames, frames], dim=1)
+        keys, values = [], []
+        if x.shape[1] == 0:  # nothing new: the prefix alone
+            keys, values = [kv[0] for kv in pre], [kv[1] for kv in pre]  # type: ignore[index]
+        else:
+            cond = self.condition(t, index[..., 1], action, uncond)
+            h = self.embed(x, index, origin)
+            for i, block in enumerate(self.blocks):
+                last = i == len(self.blocks) - 1
+                h, k, v = block.forward_context(h, cond, last=last, mask=mask, prefix=pre[i])
+                keys.append(k)
+                values.append(v)
+        n = frames.shape[1]
+        if reserve:
+            keys = [_with_room(k, n, reserve) for k in keys]
+            values = [_with_room(v, n, reserve) for v in values]
+        return ContextCache(keys, values, origin, n, frames)
 
     def forward_denoised(
         self,

@@ -14,17 +14,80 @@ evaluation runs only the denoised tokens (see :mod:`models.diffusion.attention`)
 guidance (``guidance_scale != 1``) runs a second, unconditional branch in the same batch: context
 re-noised at ``t = 1`` with the same ``eps_hat``, no action embedding; ``v = v_u + s (v_c - v_u)``.
 Its context is cached as well.
+
+With a frame-causal model (``context_attention='frame-causal'``), a :class:`ContextReuse` passed to
+successive calls encodes the context of past frames once and reuses it: the streaming env step
+generates one new frame in four sub-steps that share the same past and differ only in the levels of
+the new frame given as context, so three of its four context encodings are saved.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 
 from models.diffusion.batch import TokenBatch
-from models.diffusion.dit import VideoDiT
+from models.diffusion.dit import ContextCache, VideoDiT
+
+
+@dataclass
+class ContextReuse:
+    """Context tokens of frames before ``before`` encoded once, reused by later :func:`sample` calls.
+
+    The caller promises that every call it is passed to has the same context tokens of frames
+    ``< before`` (same latents, positions, actions, batch, noise time and guidance): they are encoded
+    on the first call (with that call's context noise) and their keys/values reused by the later
+    calls, whose newer context tokens are encoded on top (:meth:`VideoDiT.encode_context` with a
+    prefix). Their positions and actions are checked; their latents are not compared.
+
+    Attributes:
+        before: first frame (token ``index[..., 0]``) that is not part of the reused prefix.
+    """
+
+    before: int
+    _cache: ContextCache | None = field(default=None, repr=False)
+    _key: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+
+    def encode(
+        self,
+        model: VideoDiT,
+        x: torch.Tensor,
+        index: torch.Tensor,
+        t: torch.Tensor,
+        action: torch.Tensor,
+        origin: torch.Tensor,
+        uncond: torch.Tensor,
+        reserve: int,
+    ) -> ContextCache:
+        """The cache of all context tokens ``(B, Nc, ...)``: the prefix reused, the rest encoded."""
+        old = index[..., 0] < self.before  # (B, Nc)
+        if not bool((old == old[:1]).all()):
+            raise ValueError("ContextReuse needs the same context frames in every sample of the batch")
+        prefix, rest = torch.nonzero(old[0]).squeeze(1), torch.nonzero(~old[0]).squeeze(1)
+        key = (index[:, prefix], action[:, prefix])
+        if self._cache is None:
+            self._cache = model.encode_context(
+                x[:, prefix], index[:, prefix], t[:, prefix], action[:, prefix], origin, uncond
+            )
+            self._key = key
+        elif not all(torch.equal(a, b) for a, b in zip(key, self._key, strict=True)):  # type: ignore[arg-type]
+            raise ValueError(
+                "ContextReuse was given other context tokens before frame "
+                f"{self.before} than on its first call; use a new ContextReuse for another step"
+            )
+        return model.encode_context(
+            x[:, rest],
+            index[:, rest],
+            t[:, rest],
+            action[:, rest],
+            origin,
+            uncond,
+            reserve,
+            prefix=self._cache,
+        )
 
 
 def _noise(
@@ -80,6 +143,7 @@ def sample(
     use_cache: bool = True,
     context_t: float = 0.0,
     autocast: bool | None = None,
+    reuse: ContextReuse | None = None,
 ) -> torch.Tensor:
     """Generate the DENOISED tokens of a batch of token sets with the same structure.
 
@@ -96,6 +160,8 @@ def sample(
         context_t: noise time of the context tokens (0 = clean; a model trained with context noise
             augmentation may be sampled at a small positive value).
         autocast: bf16 autocast; None = on for CUDA, off (fp32) on CPU.
+        reuse: share the encoded context of past frames with other calls (frame-causal models
+            with ``use_cache`` only; see :class:`ContextReuse`).
 
     Returns:
         float32 ``(B, N, C)``: ``batch.x`` with the DENOISED tokens replaced by samples (the context
@@ -105,6 +171,10 @@ def sample(
         ValueError: invalid batch (see :meth:`TokenBatch.validate`), padding, mixed structures.
         FloatingPointError: the model produced NaN/inf.
     """
+    if reuse is not None and not (use_cache and model.config.frame_causal):
+        raise ValueError(
+            "reuse needs use_cache=True and a frame-causal model (context_attention='frame-causal')"
+        )
     if not 0.0 <= context_t <= 1.0:
         raise ValueError(f"context_t must lie in [0, 1] (0 = clean context), got {context_t}")
     if not torch.isfinite(torch.tensor(guidance_scale)):
@@ -133,9 +203,11 @@ def sample(
     with _autocast(device, autocast):
         cache = None
         if use_cache and ctx.numel():
-            cache = model.encode_context(
-                x_ctx, index[:, ctx], t_ctx, action[:, ctx], origin, uncond, reserve=den.numel()
-            )
+            context = (x_ctx, index[:, ctx], t_ctx, action[:, ctx], origin, uncond)
+            if reuse is None:
+                cache = model.encode_context(*context, reserve=den.numel())
+            else:
+                cache = reuse.encode(model, *context, reserve=den.numel())
         for t_k in times.tolist():
             t_den = torch.full((b, den.numel()), t_k, device=device)
             x_t = schedule.add_noise(x_hat, eps_hat, t_den)

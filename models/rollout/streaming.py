@@ -5,7 +5,8 @@ are not, so the open-loop millivid schedule cannot run. The ``streaming`` strate
 (``models.strategies.streaming``, docs/strategies.md) packs the past at increasingly coarse levels
 (``loopcraft-64``: 1 / 4 / 16 / 43 frames at levels 0 / 1 / 2 / 3, newest finest) and generates the new
 frame in one sub-step per level, coarsest first; each sub-step sees the levels of the new frame that
-the previous sub-steps produced as clean context.
+the previous sub-steps produced as clean context. With a frame-causal model the past's keys/values are
+computed once per frame and shared by the four sub-steps.
 
 The token structure of every sub-step is fixed, so it is computed once (:class:`StreamingPlan`) and
 every call only gathers latents. A batch of ``B`` streams shares the structure; each stream draws its
@@ -23,7 +24,7 @@ import torch
 
 from models.diffusion.batch import TokenBatch, cell_tokens
 from models.diffusion.dit import VideoDiT
-from models.diffusion.sampler import sample
+from models.diffusion.sampler import ContextReuse, sample
 from models.strategies.core import CONTEXT, DENOISED, UNSEEN, Strategy
 from models.tokens import TokenLayout
 
@@ -216,6 +217,8 @@ def generate_next_frame(
     new = torch.zeros(b, layout.num_tokens, channels, device=device)
     # Action of every chunk column: the past window, then the new frame's action.
     actions = torch.cat([past_actions.to(device), action.to(device)[:, None]], dim=1)
+    # A frame-causal model encodes the past once per frame instead of once per sub-step.
+    reuse = ContextReuse(plan.strategy.denoising_start) if dit.config.frame_causal else None
     for sub in plan.substeps:
         parts = []
         for level in range(layout.num_levels):
@@ -240,6 +243,7 @@ def generate_next_frame(
             guidance_scale=guidance_scale,
             generator=list(generators),
             context_t=context_t,
+            reuse=reuse,
         )
         new[:, layout.level_slice(sub.target)] = out[:, sub.denoised.to(device)]
     if not bool(torch.isfinite(new).all()):

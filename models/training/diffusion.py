@@ -45,6 +45,8 @@ class DiffusionTrainConfig:
     strategy: str = "millivid"
     mix_streaming: float = 0.0
     size: str = "cpu"
+    context_attention: str = "bidirectional"
+    init_from: str | None = None
     steps: int = 20000
     batch_size: int = 16
     lr: float = 1e-3
@@ -105,6 +107,20 @@ def _latents_identity(cfg: DiffusionTrainConfig) -> dict:
     return {"layout": info["layout"], "autoencoder_sha256": info.get("autoencoder", {}).get("weights_sha256")}
 
 
+def _initialise_from(model: VideoDiT, checkpoint: str) -> None:
+    """Copy the weights of a DiT checkpoint of the same architecture (attention pattern aside)."""
+    source = VideoDiT.from_pretrained(checkpoint)
+    mine, theirs = asdict(model.config), asdict(source.config)
+    mine.pop("context_attention"), theirs.pop("context_attention")
+    if mine != theirs:
+        diff = {k: (theirs[k], mine[k]) for k in mine if theirs[k] != mine[k]}
+        raise ValueError(
+            f"--init-from {checkpoint}: its architecture differs from the requested one (checkpoint vs "
+            f"requested: {diff}); pass the --size it was trained with"
+        )
+    model.load_state_dict(source.state_dict())
+
+
 def train(cfg: DiffusionTrainConfig, ctx: Dist | None = None) -> dict[str, float]:
     """Train (or resume) a diffusion run in ``cfg.out``.
 
@@ -122,11 +138,13 @@ def train(cfg: DiffusionTrainConfig, ctx: Dist | None = None) -> dict[str, float
     if ctx.main:
         run_dir.mkdir(parents=True, exist_ok=True)
     identity = _latents_identity(cfg)
-    model_cfg = dit_config(cfg.size, layout=identity["layout"])
+    model_cfg = dit_config(cfg.size, layout=identity["layout"], context_attention=cfg.context_attention)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = VideoDiT(model_cfg).to(ctx.device)
     optimizers = build_optimizers(model, cfg.lr, cfg.muon_lr, cfg.weight_decay, cfg.optimizer)
     state = load_run_state(run_dir, model, optimizers)
+    if state is None and cfg.init_from:
+        _initialise_from(model, cfg.init_from)
     run_info = {
         "model_config": asdict(model_cfg),
         "strategy": cfg.strategy,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from models.diffusion.config import DIT_SIZES
+from models.diffusion.config import CONTEXT_ATTENTION, DIT_SIZES
 from models.training.common import add_optimiser_arguments, add_run_arguments, config_options
 from models.training.diffusion import STRATEGIES
 
@@ -33,6 +33,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="probability of a streaming-layout sample (the env's layout); 0 = off",
     )
     parser.add_argument("--size", choices=sorted(DIT_SIZES), default="cpu", help="DiT size (default cpu)")
+    parser.add_argument(
+        "--context-attention",
+        choices=CONTEXT_ATTENTION,
+        default="bidirectional",
+        help="attention among context tokens; frame-causal lets the env step encode the past once per "
+        "frame instead of once per level (default bidirectional, the paper's)",
+    )
+    parser.add_argument(
+        "--init-from",
+        default=None,
+        metavar="CHECKPOINT",
+        help="fine-tune: start from this DiT checkpoint's weights (same size; --context-attention may "
+        "differ) with a fresh optimiser and schedule",
+    )
     parser.add_argument("--steps", type=int, default=20000, help="total optimiser steps (default 20000)")
     parser.add_argument(
         "--batch-size", type=int, default=16, help="samples per step and process (default 16)"

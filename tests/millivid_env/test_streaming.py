@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 import models.rollout.streaming as streaming
-from models.diffusion import TokenBatch, cell_tokens
+from models.diffusion import TokenBatch, VideoDiT, cell_tokens
 from models.diffusion.sampler import sample
 from models.rollout.streaming import StreamingPlan, context_depths, generate_next_frame
 from models.strategies import get_strategy
@@ -120,6 +122,34 @@ def test_deterministic_per_generator(plan, dit):
     ]
     assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
     assert runs[0].shape == (1, LAYOUT.num_tokens, 32) and torch.isfinite(runs[0]).all()
+
+
+def test_frame_causal_model_encodes_the_past_once_per_frame(plan, dit, monkeypatch):
+    causal = VideoDiT(replace(dit.config, context_attention="frame-causal"))
+    causal.load_state_dict(dit.state_dict())
+    causal.eval()
+    calls = []
+    original = VideoDiT.encode_context
+
+    def counting(self, x, *args, prefix=None, **kwargs):
+        calls.append((x.shape[1], prefix is not None))
+        return original(self, x, *args, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(VideoDiT, "encode_context", counting)
+    past, past_actions, action = _inputs(plan, b=2)
+    gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
+    out = generate_next_frame(causal, plan, past, past_actions, action, gens, steps=2)
+    past_tokens = sum(d * n for d, n in zip(plan.depths, LAYOUT.tokens_per_level, strict=True))
+    new_context = [0, 1, 5, 21]  # levels of the new frame already generated, per sub-step
+    # One encoding of the past (fewer tokens than the full memory: the pack reads a subset), then
+    # each sub-step adds only the new frame's levels on top of it.
+    assert calls[0][1] is False and calls[0][0] <= past_tokens
+    assert calls[1:] == [(n, True) for n in new_context]
+    assert torch.isfinite(out).all()
+    # The bidirectional model re-encodes the whole context at every sub-step.
+    calls.clear()
+    generate_next_frame(dit, plan, past, past_actions, action, gens, steps=2)
+    assert [prefix for _, prefix in calls] == [False] * 4 and calls[0][0] < calls[3][0]
 
 
 def test_non_finite_output_raises(plan, dit, monkeypatch):

@@ -226,6 +226,23 @@ def test_resume_is_exact_and_logs_per_level(latents: Path, tmp_path: Path):
         train(tiny_config(latents, tmp_path / "resumed", 6, strategy="framepack"))
 
 
+def test_fine_tune_from_a_checkpoint_to_frame_causal(latents: Path, tmp_path: Path):
+    train(tiny_config(latents, tmp_path / "base", 2))
+    base = tmp_path / "base" / "checkpoint" / "model"
+    # One step at learning rate 0: the weights are the source's, the attention pattern the new one.
+    options = dict(init_from=str(base), context_attention="frame-causal")
+    train(tiny_config(latents, tmp_path / "ft", 1, lr=0.0, weight_decay=0.0, **options))
+    tuned = VideoDiT.from_pretrained(str(tmp_path / "ft" / "checkpoint" / "model"))
+    assert tuned.config.context_attention == "frame-causal"
+    source = weights(tmp_path / "base")
+    assert all(torch.equal(source[k], v) for k, v in tuned.state_dict().items())
+    with pytest.raises(ValueError, match="architecture differs.*pass the --size"):
+        train(tiny_config(latents, tmp_path / "wide", 1, init_from=str(base), size="cpu"))
+    # A resumed fine-tune keeps its own weights (the source is read only for a fresh run).
+    train(tiny_config(latents, tmp_path / "ft", 2, **options))
+    assert not all(torch.equal(source[k], v) for k, v in weights(tmp_path / "ft").items())
+
+
 def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 

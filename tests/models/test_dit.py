@@ -16,6 +16,7 @@ from models.diffusion import (
     attention_mask,
     cell_tokens,
     dit_config,
+    frame_causal_mask,
 )
 from models.strategies import CONTEXT, DENOISED
 from models.tokens import get_layout
@@ -51,10 +52,10 @@ def make_batch(b: int = 2, seed: int = 0, cells=CELLS) -> TokenBatch:
     )
 
 
-def perturbed_model(seed: int = 0, size: str = "tiny") -> VideoDiT:
+def perturbed_model(seed: int = 0, size: str = "tiny", context_attention: str = "bidirectional") -> VideoDiT:
     """A tiny model whose zero-initialised weights (adaLN, output head) are made random."""
     torch.manual_seed(seed)
-    model = VideoDiT(dit_config(size))
+    model = VideoDiT(dit_config(size, context_attention=context_attention))
     with torch.no_grad():
         for param in model.parameters():
             if not param.any():
@@ -101,6 +102,8 @@ def test_config_validation():
         DiTConfig(latent_channels=16)
     with pytest.raises(ValueError, match="unknown token layout"):
         DiTConfig(layout="nope")
+    with pytest.raises(ValueError, match="unknown context_attention 'causal'; valid: bidirectional"):
+        DiTConfig(context_attention="causal")
     assert dit_config("tiny", depth=3, heads=None).depth == 3
 
 
@@ -172,9 +175,35 @@ def test_attention_mask_pattern():
     assert torch.equal(mask, expected)
 
 
+def test_attention_mask_frame_causal_pattern():
+    role = torch.tensor([[CONTEXT, CONTEXT, CONTEXT, DENOISED]])
+    frames = torch.tensor([[5, 3, 5, 3]])
+    mask = attention_mask(role, frames=frames)[0, 0]
+    expected = torch.tensor(
+        # context of frame 5 sees both context frames; of frame 3 only frame 3; denoised sees all
+        [[1, 1, 1, 0], [0, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]],
+        dtype=torch.bool,
+    )
+    assert torch.equal(mask, expected)
+    assert frame_causal_mask(torch.tensor([[4, 4]]), torch.tensor([[1, 4, 2]])) is None  # all pass
+
+
+@pytest.mark.parametrize("context_attention", ["bidirectional", "frame-causal"])
+def test_earlier_context_ignores_newer_context_only_if_frame_causal(context_attention):
+    model = perturbed_model(2, context_attention=context_attention)
+    batch = make_batch()
+    newest = batch.index[0, :, 0] == 14  # the newest context frame (level 0 of frame 14)
+    older = (batch.role[0] == CONTEXT) & ~newest
+    changed = TokenBatch(batch.x.clone(), batch.index, batch.action, batch.role)
+    changed.x[:, newest] += 0.5
+    same = torch.allclose(run(model, batch)[:, older], run(model, changed)[:, older], rtol=0, atol=0)
+    assert same == (context_attention == "frame-causal")
+
+
+@pytest.mark.parametrize("context_attention", ["bidirectional", "frame-causal"])
 @pytest.mark.parametrize("reserve", [False, True])  # denoised K/V concatenated, or written into the buffer
-def test_cached_equals_uncached_forward(reserve):
-    model = perturbed_model(1)
+def test_cached_equals_uncached_forward(reserve, context_attention):
+    model = perturbed_model(1, context_attention=context_attention)
     batch = make_batch(3)
     ctx = batch.role[0] == CONTEXT
     t = torch.where(batch.role == DENOISED, 0.4, 0.05)
@@ -196,6 +225,35 @@ def test_cached_equals_uncached_forward(reserve):
         )
     assert len(cache.keys) == model.config.depth and cache.length == int(ctx.sum())
     torch.testing.assert_close(den, full[:, ~ctx], rtol=1e-5, atol=1e-5)
+
+
+def test_context_prefix_extension_equals_full_forward():
+    # Frames 10-13 encoded once as a prefix; frame 14 added on top: same predictions as the masked
+    # forward over all tokens, and the prefix is left as it was.
+    model = perturbed_model(3, context_attention="frame-causal")
+    batch = make_batch(2)
+    ctx = batch.role[0] == CONTEXT
+    old = ctx & (batch.index[0, :, 0] < 14)
+    new = ctx & ~old
+    t = torch.where(batch.role == DENOISED, 0.4, 0.05)
+    with torch.no_grad():
+        full = model(batch.x, batch.index, t, batch.action, batch.role)
+        origin = model.frame_origin(batch.index)
+        parts = {name: (batch.x[:, m], batch.index[:, m], t[:, m], batch.action[:, m]) for name, m in
+                 (("old", old), ("new", new))}  # fmt: skip
+        prefix = model.encode_context(*parts["old"], origin)
+        keys_before = [k.clone() for k in prefix.keys]
+        cache = model.encode_context(*parts["new"], origin, reserve=int((~ctx).sum()), prefix=prefix)
+        den = model.forward_denoised(
+            batch.x[:, ~ctx], batch.index[:, ~ctx], t[:, ~ctx], batch.action[:, ~ctx], cache
+        )
+        assert cache.length == int(ctx.sum())
+        assert all(torch.equal(a, b) for a, b in zip(keys_before, prefix.keys, strict=True))
+        torch.testing.assert_close(den, full[:, ~ctx], rtol=1e-5, atol=1e-5)
+        with pytest.raises(ValueError, match="later frames than the prefix"):
+            model.encode_context(*parts["old"], origin, prefix=prefix)
+        with pytest.raises(ValueError, match="frame-causal model"):
+            perturbed_model(3).encode_context(*parts["new"], origin, prefix=prefix)
 
 
 def test_padding_is_ignored():

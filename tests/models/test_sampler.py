@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from models.diffusion import (
+    ContextReuse,
     TokenBatch,
     VideoDiT,
     cell_tokens,
@@ -98,6 +99,33 @@ def test_cached_sampler_equals_uncached(guidance_scale):
     cached = sample(model, batch, generator=gen(3), use_cache=True, **kwargs)
     uncached = sample(model, batch, generator=gen(3), use_cache=False, **kwargs)
     torch.testing.assert_close(cached, uncached, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("guidance_scale", [1.0, 2.0])
+def test_context_reuse_across_calls(guidance_scale):
+    # Two sub-steps sharing the context of frames < 7: the second reuses the first's encoding and
+    # agrees with encoding everything afresh up to the context noise of t = 0 (sigma = 5.5e-4).
+    torch.manual_seed(0)
+    model = perturbed_model(2)
+    causal = VideoDiT(dit_config("tiny", context_attention="frame-causal"))
+    causal.load_state_dict(model.state_dict())
+    causal.eval()
+    first, second = make_batch(2, seed=1), make_batch(2, seed=1)
+    frame, level = second.index[0, :, 0], second.index[0, :, 1]
+    second.role[:, (frame == 7) & (level == 1)] = CONTEXT  # frame 7 level 1 now given as context
+    second.role[:, (frame == 7) & (level == 2)] = DENOISED
+    kwargs = {"steps": 3, "guidance_scale": guidance_scale}
+    reuse = ContextReuse(before=7)
+    for batch in (first, second):
+        reused = sample(causal, batch, generator=gen(4), reuse=reuse, **kwargs)
+        fresh = sample(causal, batch, generator=gen(4), **kwargs)
+        torch.testing.assert_close(reused, fresh, rtol=0, atol=2e-3)
+    with pytest.raises(ValueError, match="other context tokens before frame 7"):
+        shifted = make_batch(2, seed=1)
+        shifted.action[:, 0] = (shifted.action[:, 0] + 1) % 3
+        sample(causal, shifted, generator=gen(4), reuse=reuse, **kwargs)
+    with pytest.raises(ValueError, match="frame-causal model"):
+        sample(model, first, generator=gen(4), reuse=ContextReuse(before=7))
 
 
 def test_guidance_changes_output_and_batch_rows_are_independent():
