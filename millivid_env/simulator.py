@@ -38,16 +38,24 @@ class StreamingSimulator:
         num_streams: ``B``.
         sampling_steps: sampler evaluations per sub-step.
         guidance_scale: classifier-free guidance scale (1.0: none, as the paper evaluates).
+        endpoint: the sampler's last evaluation is at ``t = 0`` (see
+            :func:`models.diffusion.sampler.sample`; False saves it).
     """
 
     def __init__(
-        self, world_model: WorldModel, num_streams: int, sampling_steps: int, guidance_scale: float = 1.0
+        self,
+        world_model: WorldModel,
+        num_streams: int,
+        sampling_steps: int,
+        guidance_scale: float = 1.0,
+        endpoint: bool = True,
     ) -> None:
         if int(sampling_steps) < 1:
             raise ValueError(f"sampling_steps must be a positive int, got {sampling_steps!r}")
         self.world_model = world_model
         self.sampling_steps = int(sampling_steps)
         self.guidance_scale = float(guidance_scale)
+        self.endpoint = bool(endpoint)
         layout = world_model.layout
         self.plan = StreamingPlan.build(get_strategy(layout.name, "streaming"), layout)
         self.depths = memory_depths(layout.name)
@@ -109,6 +117,7 @@ class StreamingSimulator:
             [m.generator for m in memories],
             steps=self.sampling_steps,
             guidance_scale=self.guidance_scale,
+            endpoint=self.endpoint,
         )
         for memory, latents, action in zip(memories, new, actions, strict=True):
             memory.push(latents, int(action))

@@ -136,6 +136,9 @@ class MilliVidEnv(gym.Env):
     - `autoencoder`: autoencoder checkpoint the diffusion model was trained on (same forms).
     - `device`: `"auto"` (CUDA when available, bf16 autocast there; else CPU fp32), `"cpu"`, `"cuda"`.
     - `sampling_steps`: sampler evaluations per sub-step (4 sub-steps per frame).
+    - `sampler_endpoint`: the sampler's last evaluation is at noise time 0, as in the paper; it
+      changes the latents by less than 1e-3, so False skips it (`sampling_steps` evaluations then do
+      the work of `sampling_steps + 1`).
     - `context_frames`: real frames of the starting walk (at least 85, the memory's depth).
     - `ground_truth`: step a `Loopcraft-v0` twin alongside (see Info).
     - `render_mode`: `"rgb_array"` (the observation) or `"human"` (pygame window; the ground truth is
@@ -176,6 +179,7 @@ class MilliVidEnv(gym.Env):
         reward_head: str | None = None,
         success_threshold: float = 0.5,
         shaping: float | None = None,
+        sampler_endpoint: bool = True,
     ) -> None:
         """Load the world model (once per process) and build the spaces; see the class docstring."""
         self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
@@ -190,12 +194,13 @@ class MilliVidEnv(gym.Env):
             reward_head=reward_head,
             success_threshold=success_threshold,
             shaping=shaping,
+            sampler_endpoint=sampler_endpoint,
         )
         self.world_model = WorldModel.load(autoencoder, checkpoint, device)
         self.reward_model = latent_reward_or_none(reward_head, self.world_model, success_threshold, shaping)
         self._distance = float("inf")
         self._judgement: tuple[bool, float] | None = None
-        self.simulator = StreamingSimulator(self.world_model, 1, sampling_steps)
+        self.simulator = StreamingSimulator(self.world_model, 1, sampling_steps, endpoint=sampler_endpoint)
         self.context_frames = check_context_frames(context_frames, self.simulator.min_context)
         self.ground_truth = bool(ground_truth)
         size = self.world_model.layout.image_size
@@ -312,6 +317,7 @@ class MilliVidEnv(gym.Env):
             strategy="millivid",
             steps=self.simulator.sampling_steps,
             generator=generator,
+            endpoint=self.simulator.endpoint,
         )
 
     # ------------------------------------------------------------------ branching

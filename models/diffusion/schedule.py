@@ -106,8 +106,20 @@ class CosineSchedule:
         alpha, sigma = self._scales(t, x_t)
         return alpha * x_t - sigma * v, alpha * v + sigma * x_t
 
-    def timesteps(self, steps: int, device: torch.device | str = "cpu") -> torch.Tensor:
-        """Sampling times ``linspace(1, 0, steps)``, both ends included (``[1.0]`` for one step)."""
+    def timesteps(
+        self, steps: int, device: torch.device | str = "cpu", endpoint: bool = True
+    ) -> torch.Tensor:
+        """Sampling times from 1 towards 0.
+
+        Args:
+            steps: number of times.
+            device: of the result.
+            endpoint: ``linspace(1, 0, steps)``, both ends included (``[1.0]`` for one step); False:
+                ``linspace(1, 0, steps + 1)`` without the final 0 (the same grid as ``steps + 1`` with
+                the endpoint, less its last time).
+        """
         if steps < 1:
             raise ValueError(f"need at least one sampling step, got {steps}")
+        if not endpoint:
+            return torch.linspace(1.0, 0.0, steps + 1, device=device)[:-1]
         return torch.linspace(1.0, 0.0, steps, device=device)

@@ -65,6 +65,7 @@ def rollout_latents(
     guidance_scale: float = 1.0,
     context_t: float = 0.0,
     use_cache: bool = True,
+    endpoint: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Generate frames ``[start, end)`` of ``B`` videos at every level the strategy produces.
@@ -86,6 +87,7 @@ def rollout_latents(
         guidance_scale: classifier-free guidance scale (1.0 = none, as the paper evaluates).
         context_t: noise time the context is presented at (see :func:`models.diffusion.sample`).
         use_cache: encode each step's context once (True) or at every evaluation.
+        endpoint: evaluate at ``t = 0`` last (see :func:`models.diffusion.sample`).
         progress: called as ``progress(done, total)`` after every rollout step.
 
     Returns:
@@ -163,6 +165,7 @@ def rollout_latents(
                 generator=generator,
                 use_cache=use_cache,
                 context_t=context_t,
+                endpoint=endpoint,
             )
         except FloatingPointError as error:
             raise FloatingPointError(
@@ -204,6 +207,7 @@ def imagine(
     generator: Generator = None,
     *,
     guidance_scale: float = 1.0,
+    endpoint: bool = True,
     progress: Callable[[int, int], None] | None = None,
     chunk: int = 256,
 ) -> np.ndarray:
@@ -219,6 +223,7 @@ def imagine(
         steps: sampler evaluations per rollout step.
         generator: as :func:`rollout_latents`.
         guidance_scale: classifier-free guidance scale.
+        endpoint: evaluate at ``t = 0`` last (see :func:`models.diffusion.sampler.sample`).
         progress: ``progress(done, total)`` after every rollout step.
         chunk: frames encoded / decoded per autoencoder call (bounds memory).
 
@@ -261,7 +266,7 @@ def imagine(
     actions = torch.from_numpy(np.concatenate([past[:, c - keep :], future], axis=1).astype(np.int64))
     out = rollout_latents(
         dit, latents, actions, strategy, keep, keep + horizon, steps, generator,
-        guidance_scale=guidance_scale, progress=progress,
+        guidance_scale=guidance_scale, endpoint=endpoint, progress=progress,
     )  # fmt: skip
     level0 = out[:, keep:, layout.level_slice(0)].reshape(b * horizon, layout.tokens_per_level[0], -1)
     images = np.concatenate([world_model.decode_frames(part, 0) for part in level0.split(chunk)])

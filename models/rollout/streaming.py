@@ -176,6 +176,7 @@ def generate_next_frame(
     steps: int = 8,
     guidance_scale: float = 1.0,
     context_t: float = 0.0,
+    endpoint: bool = True,
 ) -> torch.Tensor:
     """Generate the next frame of ``B`` streams at all levels, coarse to fine.
 
@@ -200,6 +201,7 @@ def generate_next_frame(
         steps: sampler evaluations per sub-step.
         guidance_scale: classifier-free guidance scale (1.0: none).
         context_t: noise time of the clean context (see :func:`models.diffusion.sampler.sample`).
+        endpoint: evaluate at ``t = 0`` last (see :func:`models.diffusion.sampler.sample`).
 
     Returns:
         float32 ``(B, num_tokens, C)``: the new frame's latents, level 0 first.
@@ -244,6 +246,7 @@ def generate_next_frame(
             generator=list(generators),
             context_t=context_t,
             reuse=reuse,
+            endpoint=endpoint,
         )
         new[:, layout.level_slice(sub.target)] = out[:, sub.denoised.to(device)]
     if not bool(torch.isfinite(new).all()):

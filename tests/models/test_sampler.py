@@ -128,6 +128,26 @@ def test_context_reuse_across_calls(guidance_scale):
         sample(model, first, generator=gen(4), reuse=ContextReuse(before=7))
 
 
+def test_without_endpoint_one_evaluation_less_for_the_same_grid(monkeypatch):
+    # steps=S without the endpoint evaluates at the first S times of the (S + 1)-grid; the skipped
+    # evaluation at t = 0 only moves x_hat by sigma(0) * v (sigma(0) = 5.5e-4).
+    model, batch = perturbed_model(1), make_batch(2)
+    calls = []
+    forward = VideoDiT.forward_denoised
+    monkeypatch.setattr(
+        VideoDiT,
+        "forward_denoised",
+        lambda self, x, *a, **k: calls.append(float(a[1].max())) or forward(self, x, *a, **k),
+    )
+    short = sample(model, batch, steps=3, generator=gen(5), endpoint=False)
+    assert calls == pytest.approx([1.0, 2 / 3, 1 / 3])
+    calls.clear()
+    full = sample(model, batch, steps=4, generator=gen(5))
+    assert calls == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0])
+    difference = (short - full).abs().max()
+    assert 0 < difference < 5e-3
+
+
 def test_guidance_changes_output_and_batch_rows_are_independent():
     model, batch = perturbed_model(), make_batch(2)
     plain = sample(model, batch, steps=4, generator=gen(0))
