@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from millivid_env.loopcraft.task import LandmarkTask
+from millivid_env.registration import ENV_CHECKPOINT
 
 __all__ = ["add_arguments", "run"]
 
@@ -64,7 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also judge N imagined episodes of --diffusion against the true pose (default 0: skip)",
     )
     parser.add_argument(
-        "--diffusion", default="loopcraft-64-millivid", help="diffusion checkpoint of the imagined episodes"
+        "--diffusion",
+        default=ENV_CHECKPOINT,
+        help=f"diffusion checkpoint of the imagined episodes (default {ENV_CHECKPOINT}, the envs')",
     )
     parser.add_argument(
         "--imagination-max-steps", type=int, default=100, help="steps per imagined episode at most"
@@ -108,7 +111,7 @@ license: mit
 Predicts, from the coarse latents (levels {args.levels}) of one frame of the autoencoder
 `{args.autoencoder}`, whether the player is within {args.radius} blocks of a landmark (success:
 reward {metrics["task"]["success_reward"]}, episode ends) and how far the nearest landmark is.
-Used by `gym.make("MilliVid-Loopcraft-Landmark-v0", reward_head=...)`.
+Used by `gym.make("MilliVid-Loopcraft-Landmark-v1", reward_head=...)`.
 
 ## Training
 
@@ -153,10 +156,11 @@ def _judge_in_imagination(head: Any, args: argparse.Namespace) -> dict[str, Any]
     import tempfile
 
     from agents.imagined_judgement import judge_in_imagination
-    from millivid_env.registration import MILLIVID_TASK_VARIANTS
+    from millivid_env.registration import LANDMARK_ENV_ID, MILLIVID_TASK_VARIANTS
 
-    # The sampler steps of the registered imagined task env, so the judgement matches what agents meet.
-    steps = int(MILLIVID_TASK_VARIANTS["MilliVid-Loopcraft-Landmark-v0"]["sampling_steps"])
+    # The sampler of the registered imagined task env, so the judgement matches what agents meet.
+    variant = MILLIVID_TASK_VARIANTS[LANDMARK_ENV_ID]
+    steps = int(variant["sampling_steps"])  # type: ignore[call-overload]
     with tempfile.TemporaryDirectory() as tmp:
         head.save_pretrained(tmp)
         env_kwargs = {
@@ -165,6 +169,7 @@ def _judge_in_imagination(head: Any, args: argparse.Namespace) -> dict[str, Any]
             "reward_head": tmp,
             "device": args.device,
             "sampling_steps": steps,
+            "sampler_endpoint": variant["sampler_endpoint"],
         }
         judgement = judge_in_imagination(
             env_kwargs,

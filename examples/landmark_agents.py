@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 from millivid_env import cli
+from millivid_env.registration import ENV_CHECKPOINT
 
 
 def millivid(*argv: object) -> None:
@@ -44,7 +45,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--autoencoder", default="loopcraft-64")
-    parser.add_argument("--diffusion", default="loopcraft-64-millivid")
+    parser.add_argument("--diffusion", default=ENV_CHECKPOINT)
     parser.add_argument(
         "--reward-head",
         help="reward-head checkpoint (default: the bundled loopcraft-64-landmark; with --tiny or "
@@ -95,7 +96,7 @@ def main() -> None:
     }
     kwargs = [x for key, value in imagination.items() for x in ("--env-kwarg", f"{key}={value}")]
     millivid(
-        "train-agent", "--env", "MilliVid-Loopcraft-Landmark-v0", "--out", out / "ppo-imagined", *ppo, *kwargs
+        "train-agent", "--env", "MilliVid-Loopcraft-Landmark-v1", "--out", out / "ppo-imagined", *ppo, *kwargs
     )
 
     rows = [

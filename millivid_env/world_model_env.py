@@ -1,4 +1,4 @@
-"""`MilliVid-Loopcraft-v0`: the learned simulator of Loopcraft as a Gymnasium environment."""
+"""`MilliVid-Loopcraft-v1`: the learned simulator of Loopcraft as a Gymnasium environment."""
 
 from __future__ import annotations
 
@@ -17,17 +17,18 @@ from millivid_env.latent_reward import latent_reward_or_none
 from millivid_env.loopcraft.env import LoopcraftEnv, check_render_mode
 from millivid_env.loopcraft.physics import validate_action
 from millivid_env.memory import HierarchicalMemory, MemorySnapshot
+from millivid_env.registration import DEFAULT_ENV_ID, MILLIVID_VARIANTS
 from millivid_env.simulator import StreamingSimulator
 from millivid_env.window import FrameWindow
 from models.world_model import WorldModel
 
 __all__ = ["DEFAULT_AUTOENCODER", "DEFAULT_CHECKPOINT", "EnvSnapshot", "MilliVidEnv"]
 
-#: Default checkpoints (bundled names; until they are bundled, pass local directories).
-DEFAULT_AUTOENCODER = "loopcraft-64"
-DEFAULT_CHECKPOINT = "loopcraft-64-millivid"
-#: Default sampler evaluations per sub-step (``-Fast-`` uses fewer).
-DEFAULT_SAMPLING_STEPS = 8
+#: Defaults: those of the default id (`MilliVid-Loopcraft-v1`); ``-Fast-`` uses fewer sampler steps.
+DEFAULT_AUTOENCODER = str(MILLIVID_VARIANTS[DEFAULT_ENV_ID]["autoencoder"])
+DEFAULT_CHECKPOINT = str(MILLIVID_VARIANTS[DEFAULT_ENV_ID]["checkpoint"])
+DEFAULT_SAMPLING_STEPS = int(MILLIVID_VARIANTS[DEFAULT_ENV_ID]["sampling_steps"])  # type: ignore[call-overload]
+DEFAULT_SAMPLER_ENDPOINT = bool(MILLIVID_VARIANTS[DEFAULT_ENV_ID]["sampler_endpoint"])
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class MilliVidEnv(gym.Env):
 
     ## Rewards
 
-    0.0 without a task. With `reward_head` (e.g. `MilliVid-Loopcraft-Landmark-v0`), a small head on the
+    0.0 without a task. With `reward_head` (e.g. `MilliVid-Loopcraft-Landmark-v1`), a small head on the
     generated frame's coarse latents (`models.reward_head`) judges each step: the task's success reward
     (1.0) when it predicts success (probability > `success_threshold`), plus optional shaping on its
     predicted distance when the head's task has `shaping > 0`.
@@ -135,10 +136,10 @@ class MilliVidEnv(gym.Env):
     - `checkpoint`: diffusion checkpoint (bundled name, local directory or Hub repo id).
     - `autoencoder`: autoencoder checkpoint the diffusion model was trained on (same forms).
     - `device`: `"auto"` (CUDA when available, bf16 autocast there; else CPU fp32), `"cpu"`, `"cuda"`.
-    - `sampling_steps`: sampler evaluations per sub-step (4 sub-steps per frame).
+    - `sampling_steps`: sampler evaluations per sub-step (4 sub-steps per frame; default 7).
     - `sampler_endpoint`: the sampler's last evaluation is at noise time 0, as in the paper; it
-      changes the latents by less than 1e-3, so False skips it (`sampling_steps` evaluations then do
-      the work of `sampling_steps + 1`).
+      changes the latents by less than 1e-3, so False (the default) skips it: `sampling_steps`
+      evaluations then do the work of `sampling_steps + 1`.
     - `context_frames`: real frames of the starting walk (at least 85, the memory's depth).
     - `ground_truth`: step a `Loopcraft-v0` twin alongside (see Info).
     - `render_mode`: `"rgb_array"` (the observation) or `"human"` (pygame window; the ground truth is
@@ -151,18 +152,22 @@ class MilliVidEnv(gym.Env):
 
     ## Registered Configurations
 
-    | id | sampling steps | max episode steps |
+    | id | sampler evaluations per sub-step | max episode steps |
     |---|---|---|
-    | `MilliVid-Loopcraft-v0` | 8 | 512 |
-    | `MilliVid-Loopcraft-Fast-v0` | 4 (faster, blurrier) | 512 |
-    | `MilliVid-Loopcraft-Landmark-v0` | 4, reward head `loopcraft-64-landmark` | 200 |
+    | `MilliVid-Loopcraft-v1` | 7 (the grid of 8 without its t = 0 end) | 512 |
+    | `MilliVid-Loopcraft-Fast-v1` | 3 (the grid of 4; faster, blurrier) | 512 |
+    | `MilliVid-Loopcraft-Landmark-v1` | 3, reward head `loopcraft-64-landmark` | 200 |
 
-    Both read the bundled `loopcraft-64` autoencoder and `loopcraft-64-millivid` diffusion model; any
-    change that alters frames (checkpoint, sampler, resolution) gets a new id or version.
+    All read the bundled `loopcraft-64` autoencoder and `loopcraft-64-millivid-framecausal` diffusion
+    model; any change that alters frames (checkpoint, sampler, resolution) gets a new id or version.
 
     ## Version History
 
-    - v0: initial release (streaming layout, hierarchical memory depths 1 / 5 / 21 / 85).
+    - v1: diffusion model trained twice as long with context-noise augmentation and fine-tuned to
+      frame-causal context attention (the past is encoded once per frame, not once per level); the
+      sampler skips its evaluation at noise time 0. Faster per frame; other frames than v0.
+    - v0: initial release (streaming layout, hierarchical memory depths 1 / 5 / 21 / 85). No longer
+      registered: `gym.make("...-v0")` raises Gymnasium's `DeprecatedEnv` naming v1.
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 20}
@@ -179,7 +184,7 @@ class MilliVidEnv(gym.Env):
         reward_head: str | None = None,
         success_threshold: float = 0.5,
         shaping: float | None = None,
-        sampler_endpoint: bool = True,
+        sampler_endpoint: bool = DEFAULT_SAMPLER_ENDPOINT,
     ) -> None:
         """Load the world model (once per process) and build the spaces; see the class docstring."""
         self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
@@ -369,7 +374,7 @@ class MilliVidEnv(gym.Env):
     def render(self) -> np.ndarray | None:
         """The current frame for ``"rgb_array"``; draws the pygame window for ``"human"``."""
         if self.render_mode is None:
-            env_id = self.spec.id if self.spec is not None else "MilliVid-Loopcraft-v0"
+            env_id = self.spec.id if self.spec is not None else "MilliVid-Loopcraft-v1"
             gym.logger.warn(
                 "You are calling render method without specifying any render mode. You can specify the "
                 f'render_mode at initialization, e.g. gym.make("{env_id}", render_mode="rgb_array")'

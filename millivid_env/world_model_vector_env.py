@@ -1,4 +1,4 @@
-"""`MilliVid-Loopcraft-v0` as a Gymnasium vector env: all sub-envs stepped in one batched model call.
+"""`MilliVid-Loopcraft-v1` as a Gymnasium vector env: all sub-envs stepped in one batched model call.
 
 Made by ``gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point")`` (the default mode
 for the ids of this package). One copy of the weights serves every sub-env and every sampler
@@ -26,6 +26,7 @@ from millivid_env.simulator import StreamingSimulator
 from millivid_env.world_model_env import (
     DEFAULT_AUTOENCODER,
     DEFAULT_CHECKPOINT,
+    DEFAULT_SAMPLER_ENDPOINT,
     DEFAULT_SAMPLING_STEPS,
     episode_info,
 )
@@ -85,7 +86,7 @@ class MilliVidVectorEnv(VectorEnv):
         reward_head: str | None = None,
         success_threshold: float = 0.5,
         shaping: float | None = None,
-        sampler_endpoint: bool = True,
+        sampler_endpoint: bool = DEFAULT_SAMPLER_ENDPOINT,
     ) -> None:
         """Load the model (once per process) and build the batched spaces; see the class docstring."""
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:

@@ -28,8 +28,9 @@ _FLAGS = (
 
 
 _DIFFUSION_FLAGS = (
-    "latents", "out", "strategy", "mix_streaming", "size", "steps", "batch_size", "lr", "muon_lr",
-    "optimizer", "warmup_steps", "cooldown_steps", "context_noise", "cfg_dropout", "eval_latents", "seed",
+    "latents", "out", "strategy", "mix_streaming", "size", "context_attention", "init_from", "steps",
+    "batch_size", "lr", "muon_lr", "optimizer", "warmup_steps", "cooldown_steps", "rewarm_steps",
+    "context_noise", "cfg_dropout", "eval_latents", "seed",
 )  # fmt: skip
 
 
@@ -139,6 +140,7 @@ def diffusion_model_card(
     mix = train.get("mix_streaming", 0.0)
     mixture = f", trained on a mixture with the env's streaming layout (p = {mix})" if mix else ""
     shape = f"{params / 1e6:.2f}M parameters; width {config['width']}, {config['depth']} blocks"
+    attention = config.get("context_attention", "bidirectional")
     measured = (
         f"## Measured rollout metrics\n\n```json\n{json.dumps(evaluation, indent=1)}\n```\n"
         if evaluation
@@ -152,9 +154,9 @@ tags: [millivid, diffusion, world-model, loopcraft]
 
 # {name}: video diffusion world model for Loopcraft 64x64 ({state["strategy"]} strategy)
 
-A video DiT ({shape}, {config["heads"]} heads, layout `{config["layout"]}`) that denoises
-hierarchical latent tokens with the **{state["strategy"]}** rollout strategy
-({state.get("strategy_summary", "")}){mixture}.
+A video DiT ({shape}, {config["heads"]} heads, {attention} context attention, layout
+`{config["layout"]}`) that denoises hierarchical latent tokens with the **{state["strategy"]}**
+rollout strategy ({state.get("strategy_summary", "")}){mixture}.
 Use it with the autoencoder whose latents it was trained on (weights sha256
 `{state.get("autoencoder_sha256")}`).
 

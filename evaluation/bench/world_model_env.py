@@ -76,21 +76,29 @@ def _step_flops(step: Callable[[], object]) -> int:
     return int(counter.get_total_flops())
 
 
-def _reset_variant(env_id: str, kwargs: dict[str, str]) -> tuple[object, int]:
-    """A `MilliVidEnv` with the sampler steps of registered ``env_id``, reset with seed 0; its steps."""
+def _sampler_options(env_id: str) -> dict[str, object]:
+    """The sampler kwargs of registered ``env_id`` (``sampling_steps``, ``sampler_endpoint``)."""
     from millivid_env.registration import MILLIVID_VARIANTS
+
+    variant = MILLIVID_VARIANTS[env_id]
+    return {k: variant[k] for k in ("sampling_steps", "sampler_endpoint") if k in variant}
+
+
+def _reset_variant(env_id: str, kwargs: dict[str, str]) -> tuple[object, int]:
+    """A `MilliVidEnv` with the sampler of registered ``env_id``, reset with seed 0; its steps."""
     from millivid_env.world_model_env import MilliVidEnv
 
-    steps = int(MILLIVID_VARIANTS[env_id]["sampling_steps"])
-    env = MilliVidEnv(**kwargs, sampling_steps=steps)
+    options = _sampler_options(env_id)
+    env = MilliVidEnv(**kwargs, **options)
     env.reset(seed=0)
-    return env, steps
+    return env, int(options["sampling_steps"])
 
 
 def bench_env_step(single_steps: int = 4, batched_steps: int = 2) -> Results:
     """Env ``step`` frames/s: single env (default and ``-Fast`` sampler steps) and batched N = 8, 32."""
     import numpy as np
 
+    from millivid_env.registration import DEFAULT_ENV_ID, FAST_ENV_ID
     from millivid_env.world_model_vector_env import MilliVidVectorEnv
 
     out: Results = {}
@@ -98,11 +106,11 @@ def bench_env_step(single_steps: int = 4, batched_steps: int = 2) -> Results:
         kwargs = {"checkpoint": dit, "autoencoder": ae, "device": "cpu"}
         peak = matmul_peak_gflops()
         out["matmul_peak"] = result(peak, "GFLOP/s", note="fp32 1024^3, 1 thread, per CPU-second")
-        variants = (("single", "MilliVid-Loopcraft-v0"), ("single_fast", "MilliVid-Loopcraft-Fast-v0"))
+        variants = (("single", DEFAULT_ENV_ID), ("single_fast", FAST_ENV_ID))
         for name, env_id in variants:
             env, steps = _reset_variant(env_id, kwargs)
             wall, cpu = _timed(lambda env=env: env.step(0), single_steps)
-            note = f"{env_id}, {steps} sampler steps x 4 sub-steps, 1 thread, {weights}"
+            note = f"{env_id}, {steps} sampler evaluations x 4 sub-steps, 1 thread, {weights}"
             out[name] = result(single_steps / wall, "frames/s", note=note)
             out[f"{name}_per_cpu_s"] = result(single_steps / cpu, "frames/CPU-s", note=note)
             flops = _step_flops(lambda env=env: env.step(0))
@@ -111,19 +119,19 @@ def bench_env_step(single_steps: int = 4, batched_steps: int = 2) -> Results:
         cores = os.cpu_count() or 1
         with torch_threads(cores):
             for name, env_id, target in (
-                ("single_all_cores", "MilliVid-Loopcraft-v0", 4.0),
-                ("single_fast_all_cores", "MilliVid-Loopcraft-Fast-v0", 10.0),
+                ("single_all_cores", DEFAULT_ENV_ID, 4.0),
+                ("single_fast_all_cores", FAST_ENV_ID, 10.0),
             ):
                 env, _ = _reset_variant(env_id, kwargs)
                 wall, _ = _timed(lambda env=env: env.step(0), single_steps)
                 note = f"{env_id}, {cores} torch threads (all cores; needs an idle machine), {weights}"
                 out[name] = result(single_steps / wall, "frames/s", at_least=target, note=note)
         for n in BATCHES:
-            envs = MilliVidVectorEnv(num_envs=n, **kwargs, sampling_steps=8)
+            envs = MilliVidVectorEnv(num_envs=n, **kwargs, **_sampler_options(DEFAULT_ENV_ID))
             envs.reset(seed=0)
             actions = np.zeros(n, dtype=np.int64)
             wall, cpu = _timed(lambda envs=envs, actions=actions: envs.step(actions), batched_steps)
-            note = f"N = {n}, 8 sampler steps, one batched model call per sampler step, 1 thread, {weights}"
+            note = f"N = {n}, {DEFAULT_ENV_ID} sampler, one batched call per evaluation, 1 thread, {weights}"
             out[f"batched_{n}"] = result(n * batched_steps / wall, "frames/s", note=note)
             out[f"batched_{n}_per_cpu_s"] = result(n * batched_steps / cpu, "frames/CPU-s", note=note)
             flops = _step_flops(lambda envs=envs, actions=actions: envs.step(actions))
@@ -135,14 +143,15 @@ def bench_env_step(single_steps: int = 4, batched_steps: int = 2) -> Results:
 
 def bench_imagine(frames: int = 64) -> Results:
     """``env.imagine`` (open-loop millivid rollout) frames/s, one thread."""
+    from millivid_env.registration import DEFAULT_ENV_ID
     from millivid_env.world_model_env import MilliVidEnv
 
     with one_torch_thread(), _checkpoints() as (ae, dit, weights):
-        env = MilliVidEnv(checkpoint=dit, autoencoder=ae, device="cpu", sampling_steps=8)
+        env = MilliVidEnv(checkpoint=dit, autoencoder=ae, device="cpu", **_sampler_options(DEFAULT_ENV_ID))
         env.reset(seed=0)
         actions = [0] * frames
         wall, cpu = _timed(lambda: env.imagine(actions), 1)
-    note = f"{frames} frames, 8 sampler steps, 1 thread, {weights}"
+    note = f"{frames} frames, {DEFAULT_ENV_ID} sampler, 1 thread, {weights}"
     return {
         "imagine": result(frames / wall, "frames/s", note=note),
         "imagine_per_cpu_s": result(frames / cpu, "frames/CPU-s", note=note),

@@ -22,6 +22,18 @@ Training applies the same rule as a boolean mask, so the function learnt is exac
 cached sampler evaluates (cached == uncached to fp32 rounding, tested); the mask itself costs no
 measurable time against unmasked attention.
 
+Optionally (``DiTConfig.context_attention = "frame-causal"``) the context is also causal over
+frames: a context query attends only to context keys of its own or an earlier frame (all levels of a
+frame see each other). Then the keys/values of past frames do not depend on newer context either, so
+a cache of the past can be extended with newer context tokens without recomputing it
+(:meth:`VideoDiT.encode_context` with ``prefix``). The env's streaming step needs this: it generates
+the next frame in four sub-steps (one per level, coarse to fine) whose contexts are the same past
+plus the levels of the new frame generated so far, so with bidirectional context every sub-step
+re-encodes the whole past (~235 tokens), and with frame-causal context the past is encoded once per
+frame and each sub-step adds at most 21 tokens. The option changes the function, so a bidirectional
+checkpoint is fine-tuned to it (``millivid train-diffusion --context-attention frame-causal
+--init-from CHECKPOINT``).
+
 What is given up: context features cannot adapt to the tokens being generated. Generated tokens
 still read all context at every layer, which is what conditioning needs; the context acts as an
 encoder of the past (a "prefix-LM" pattern), and its representation no longer has to serve the

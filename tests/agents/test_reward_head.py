@@ -12,10 +12,11 @@ from gymnasium.utils.env_checker import check_env
 
 from agents.reward_head_training import classification_metrics
 from millivid_env import cli
+from millivid_env.registration import LANDMARK_ENV_ID, MILLIVID_TASK_VARIANTS
 from models.checkpoints import CheckpointError, save_checkpoint
 from models.reward_head import RewardHead, RewardHeadConfig, load_reward_head
 
-ID = "MilliVid-Loopcraft-Landmark-v0"
+ID = "MilliVid-Loopcraft-Landmark-v1"
 
 
 def test_registered_task_id():
@@ -71,7 +72,9 @@ def test_train_reward_head_cli(tiny_model, tmp_path, capsys):
     assert metrics["data"]["episodes"] == 4 and metrics["data"]["test_episodes"] == 1
     assert metrics["data"]["scripted_episodes"] == 4
     judged = metrics["imagination"]
-    assert judged["episodes"] == 2 and 2 <= judged["frames"] <= 6 and judged["sampling_steps"] == 4
+    landmark = MILLIVID_TASK_VARIANTS[LANDMARK_ENV_ID]
+    assert judged["episodes"] == 2 and 2 <= judged["frames"] <= 6
+    assert judged["sampling_steps"] == landmark["sampling_steps"]
     card = (out / "README.md").read_text()
     assert "held-out" in card and "## In imagination" in card and "| --- |" not in card
     printed = capsys.readouterr().out
@@ -140,7 +143,7 @@ def test_shaping_overrides_the_heads_task(tiny_model):
     with pytest.raises(ValueError, match="shaping must be >= 0"):
         make_task_env(tiny_model, tiny_model.head_never, shaping=-1.0)
     with pytest.raises(ValueError, match="shaping needs a task: pass reward_head"):
-        gym.make("MilliVid-Loopcraft-v0", **tiny_model.kwargs, shaping=0.1)
+        gym.make("MilliVid-Loopcraft-v1", **tiny_model.kwargs, shaping=0.1)
 
 
 def test_regularised_training_is_reproducible_and_checks_its_arguments():
