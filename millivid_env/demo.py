@@ -2,7 +2,7 @@
 
 The loop is test video 0 of ``millivid generate --split test --seed S`` (a walk chosen to come back to
 what its first quarter showed). When a world model is available (the envs' bundled
-``loopcraft-64`` + ``loopcraft-64-millivid-framecausal`` checkpoints, or ``--autoencoder`` /
+``loopcraft-64`` + ``loopcraft-64-millivid`` checkpoints, or ``--autoencoder`` /
 ``--checkpoint``), the demo rolls the loop out with it and writes ground truth | model side by side
 (`millivid_env.demo_model`); without one it writes the ground-truth loop alone, with a note saying
 why.

@@ -14,9 +14,12 @@ MILLIVID_MAX_EPISODE_STEPS = 512
 #: rate low (about 20%, docs/agents.md).
 LANDMARK_MAX_EPISODE_STEPS = 200
 
-#: Diffusion checkpoint of the world-model envs: the bundled millivid model fine-tuned to frame-causal
-#: context attention (the streaming step encodes the past once per frame instead of once per level).
-ENV_CHECKPOINT = "loopcraft-64-millivid-framecausal"
+#: Diffusion checkpoint of the world-model envs: the bundled millivid model.
+ENV_CHECKPOINT = "loopcraft-64-millivid"
+#: Diffusion checkpoint of the ``-Fast-`` env: the millivid model fine-tuned to frame-causal context
+#: attention, so that the streaming step encodes the past once per frame instead of once per level
+#: (faster; lower quality, measured in README "The learned simulator").
+FAST_CHECKPOINT = "loopcraft-64-millivid-framecausal"
 
 #: The current id of each world-model env (what docs, examples and the bench use).
 DEFAULT_ENV_ID = "MilliVid-Loopcraft-v1"
@@ -36,7 +39,7 @@ MILLIVID_VARIANTS: dict[str, dict[str, object]] = {
         "sampler_endpoint": False,
     },
     FAST_ENV_ID: {
-        "checkpoint": ENV_CHECKPOINT,
+        "checkpoint": FAST_CHECKPOINT,
         "autoencoder": "loopcraft-64",
         "sampling_steps": 3,
         "sampler_endpoint": False,

@@ -155,17 +155,19 @@ class MilliVidEnv(gym.Env):
     | id | sampler evaluations per sub-step | max episode steps |
     |---|---|---|
     | `MilliVid-Loopcraft-v1` | 7 (the grid of 8 without its t = 0 end) | 512 |
-    | `MilliVid-Loopcraft-Fast-v1` | 3 (the grid of 4; faster, blurrier) | 512 |
+    | `MilliVid-Loopcraft-Fast-v1` | 3 (the grid of 4), frame-causal model; faster, lower quality | 512 |
     | `MilliVid-Loopcraft-Landmark-v1` | 3, reward head `loopcraft-64-landmark` | 200 |
 
-    All read the bundled `loopcraft-64` autoencoder and `loopcraft-64-millivid-framecausal` diffusion
-    model; any change that alters frames (checkpoint, sampler, resolution) gets a new id or version.
+    All read the bundled `loopcraft-64` autoencoder and the `loopcraft-64-millivid` diffusion model,
+    except `-Fast-`: `loopcraft-64-millivid-framecausal` (fine-tuned to frame-causal context attention,
+    so the past is encoded once per frame instead of once per level). Any change that alters frames
+    (checkpoint, sampler, resolution) gets a new id or version.
 
     ## Version History
 
-    - v1: diffusion model trained twice as long with context-noise augmentation and fine-tuned to
-      frame-causal context attention (the past is encoded once per frame, not once per level); the
-      sampler skips its evaluation at noise time 0. Faster per frame; other frames than v0.
+    - v1: diffusion model trained twice as long (4,400 steps, context-noise augmentation); the sampler
+      skips its evaluation at noise time 0; `-Fast-` runs a frame-causal fine-tune of the model.
+      Faster per frame; other frames than v0.
     - v0: initial release (streaming layout, hierarchical memory depths 1 / 5 / 21 / 85). No longer
       registered: `gym.make("...-v0")` raises Gymnasium's `DeprecatedEnv` naming v1.
     """

@@ -23,6 +23,8 @@ from evaluation.bench.registry import Results, one_torch_thread, result, torch_t
 
 #: Batch sizes of the batched-step benchmark.
 BATCHES = (8, 32)
+#: The weights note of the bundled checkpoints (each env id then runs its own).
+BUNDLED = "bundled checkpoints"
 #: Step counts after which the memory benchmark reads the resident set size.
 MEMORY_MILESTONES = (100, 1_000, 10_000)
 
@@ -34,7 +36,7 @@ def _checkpoints() -> Iterator[tuple[str, str, str]]:
     from models.checkpoints import bundled_names
 
     if {DEFAULT_AUTOENCODER, DEFAULT_CHECKPOINT} <= set(bundled_names()):
-        yield DEFAULT_AUTOENCODER, DEFAULT_CHECKPOINT, "bundled checkpoints"
+        yield DEFAULT_AUTOENCODER, DEFAULT_CHECKPOINT, BUNDLED
         return
     from models.autoencoder import HierarchicalAutoencoder, size_config
     from models.checkpoints import save_checkpoint
@@ -84,11 +86,18 @@ def _sampler_options(env_id: str) -> dict[str, object]:
     return {k: variant[k] for k in ("sampling_steps", "sampler_endpoint") if k in variant}
 
 
-def _reset_variant(env_id: str, kwargs: dict[str, str]) -> tuple[object, int]:
-    """A `MilliVidEnv` with the sampler of registered ``env_id``, reset with seed 0; its steps."""
+def _reset_variant(env_id: str, kwargs: dict[str, str], bundled: bool) -> tuple[object, int]:
+    """A `MilliVidEnv` as registered ``env_id`` (its own checkpoint when ``bundled``), reset with seed 0.
+
+    Returns:
+        The env and its sampler evaluations per sub-step.
+    """
+    from millivid_env.registration import MILLIVID_VARIANTS
     from millivid_env.world_model_env import MilliVidEnv
 
     options = _sampler_options(env_id)
+    if bundled:  # e.g. -Fast- runs another checkpoint than the default id
+        kwargs = {**kwargs, "checkpoint": str(MILLIVID_VARIANTS[env_id]["checkpoint"])}
     env = MilliVidEnv(**kwargs, **options)
     env.reset(seed=0)
     return env, int(options["sampling_steps"])
@@ -108,7 +117,7 @@ def bench_env_step(single_steps: int = 4, batched_steps: int = 2) -> Results:
         out["matmul_peak"] = result(peak, "GFLOP/s", note="fp32 1024^3, 1 thread, per CPU-second")
         variants = (("single", DEFAULT_ENV_ID), ("single_fast", FAST_ENV_ID))
         for name, env_id in variants:
-            env, steps = _reset_variant(env_id, kwargs)
+            env, steps = _reset_variant(env_id, kwargs, weights == BUNDLED)
             wall, cpu = _timed(lambda env=env: env.step(0), single_steps)
             note = f"{env_id}, {steps} sampler evaluations x 4 sub-steps, 1 thread, {weights}"
             out[name] = result(single_steps / wall, "frames/s", note=note)
@@ -122,7 +131,7 @@ def bench_env_step(single_steps: int = 4, batched_steps: int = 2) -> Results:
                 ("single_all_cores", DEFAULT_ENV_ID, 4.0),
                 ("single_fast_all_cores", FAST_ENV_ID, 10.0),
             ):
-                env, _ = _reset_variant(env_id, kwargs)
+                env, _ = _reset_variant(env_id, kwargs, weights == BUNDLED)
                 wall, _ = _timed(lambda env=env: env.step(0), single_steps)
                 note = f"{env_id}, {cores} torch threads (all cores; needs an idle machine), {weights}"
                 out[name] = result(single_steps / wall, "frames/s", at_least=target, note=note)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from millivid_env.registration import ENV_CHECKPOINT, MILLIVID_VARIANTS
+from millivid_env.registration import ENV_CHECKPOINT, FAST_CHECKPOINT, FAST_ENV_ID, MILLIVID_VARIANTS
 from millivid_env.world_model_env import MilliVidEnv
 from models.checkpoints import CheckpointError
 
@@ -24,7 +24,8 @@ def test_registered_with_vector_entry_point(env_id):
     assert spec.entry_point == "millivid_env.world_model_env:MilliVidEnv"
     assert spec.vector_entry_point == "millivid_env.world_model_vector_env:MilliVidVectorEnv"
     assert spec.max_episode_steps == 512 and spec.kwargs["autoencoder"] == "loopcraft-64"
-    assert spec.kwargs["checkpoint"] == ENV_CHECKPOINT and spec.kwargs["sampler_endpoint"] is False
+    expected = FAST_CHECKPOINT if env_id == FAST_ENV_ID else ENV_CHECKPOINT
+    assert spec.kwargs["checkpoint"] == expected and spec.kwargs["sampler_endpoint"] is False
     assert (
         gym.spec("MilliVid-Loopcraft-Fast-v1").kwargs["sampling_steps"]
         < gym.spec(IDS[0]).kwargs["sampling_steps"]
