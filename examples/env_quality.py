@@ -1,0 +1,94 @@
+"""How close the env's own (streaming) frames stay to the truth: step test loops' true actions.
+
+The env is reset with the first ``--context`` true frames and actions of a test loop (reset option
+``context_frames`` / ``context_actions``), then steps the loop's next ``--frames`` true actions; every
+generated frame is compared with the true one (ST-LPIPS-Alex, PSNR), averaged per 32-frame bucket
+over the loops (mean and standard error over loops). `millivid evaluate` measures the open-loop
+rollouts of the paper's protocol; this measures what an env user sees, for any checkpoint and sampler:
+
+    python examples/env_quality.py --data data/test64 --videos 16 --out env-quality.json \\
+        --checkpoint loopcraft-64-millivid-framecausal --sampling-steps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+import millivid_env  # noqa: F401  (sets MKL_CBWR before torch computes)
+from millivid_env.world_model_env import DEFAULT_CHECKPOINT, MilliVidEnv
+from models.data import load_video
+from models.perceptual import PerceptualDistance
+
+BUCKET = 32
+
+
+def psnr(generated: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """PSNR dB per frame of uint8 ``(T, R, R, 3)`` frames."""
+    mse = ((generated.astype(np.float64) - truth) ** 2).mean(axis=(1, 2, 3))
+    return 10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", required=True, help="test split folder (millivid generate --split test)")
+    parser.add_argument("--videos", type=int, default=16)
+    parser.add_argument("--context", type=int, default=128, help="true frames given at reset (>= 85)")
+    parser.add_argument("--frames", type=int, default=128, help="frames stepped (a multiple of 32)")
+    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--sampling-steps", type=int, default=7)
+    parser.add_argument("--sampler-endpoint", action="store_true", help="also evaluate at t = 0")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", required=True, help="JSON file of the per-frame scores and the summary")
+    args = parser.parse_args()
+    if args.frames % BUCKET:
+        raise SystemExit(f"--frames must be a multiple of {BUCKET}")
+    torch.set_num_threads(args.threads)
+    env = MilliVidEnv(
+        checkpoint=args.checkpoint,
+        device="cpu",
+        sampling_steps=args.sampling_steps,
+        sampler_endpoint=args.sampler_endpoint,
+    )
+    distance = PerceptualDistance().eval()
+    scores: dict[str, list[list[float]]] = {"lpips": [], "psnr": []}
+    start = time.perf_counter()
+    for v in range(args.videos):
+        video = load_video(args.data, v)
+        end = args.context + args.frames
+        if len(video.frames) < end:
+            raise SystemExit(f"video {v} has {len(video.frames)} frames, fewer than --context + --frames")
+        options = {
+            "context_frames": video.frames[: args.context],
+            "context_actions": video.actions[: args.context],
+        }
+        env.reset(seed=v, options=options)
+        generated = np.stack([env.step(int(a))[0] for a in video.actions[args.context : end]])
+        truth = video.frames[args.context : end]
+        with torch.no_grad():
+            to_tensor = lambda frames: torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255  # noqa: E731
+            lpips = distance(to_tensor(generated), to_tensor(truth)).numpy()
+        scores["lpips"].append(lpips.tolist())
+        scores["psnr"].append(psnr(generated, truth).tolist())
+        print(f"loop {v}: LPIPS {lpips.mean():.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
+    summary = {}
+    for name, rows in scores.items():
+        buckets = np.array(rows).reshape(len(rows), -1, BUCKET).mean(axis=2)  # (videos, buckets)
+        summary[name] = {
+            "mean": buckets.mean(0).round(4).tolist(),
+            "se": (buckets.std(0, ddof=1) / np.sqrt(len(rows))).round(4).tolist() if len(rows) > 1 else None,
+        }
+    document = {"options": vars(args), "bucket_frames": BUCKET, "summary": summary, "per_frame": scores}
+    with open(args.out, "w") as handle:
+        json.dump(document, handle)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
