@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from models.diffusion.config import dit_config
+from models.diffusion.config import DiTConfig, dit_config
 from models.diffusion.dit import VideoDiT
 from models.latents import LatentDataset
 from models.strategies.presets import get_strategy
@@ -157,6 +157,8 @@ def train(cfg: DiffusionTrainConfig, ctx: Dist | None = None) -> dict[str, float
         # What makes a run this run (the rest of run_info may differ between sittings).
         mine = {k: run_info[k] for k in ("model_config", "strategy", "mix_streaming", *identity)}
         theirs = {k: state.get(k) for k in mine}
+        if isinstance(theirs["model_config"], dict):  # runs saved before a config field existed: its default
+            theirs["model_config"] = asdict(DiTConfig(**theirs["model_config"]))
         if theirs != mine:
             diff = {k: (theirs[k], mine[k]) for k in mine if theirs[k] != mine[k]}
             raise ValueError(

@@ -226,6 +226,18 @@ def test_resume_is_exact_and_logs_per_level(latents: Path, tmp_path: Path):
         train(tiny_config(latents, tmp_path / "resumed", 6, strategy="framepack"))
 
 
+def test_resume_a_run_saved_before_context_attention_existed(latents: Path, tmp_path: Path):
+    train(tiny_config(latents, tmp_path / "run", 2))
+    state_file = tmp_path / "run" / "checkpoint" / "trainer.json"
+    state = json.loads(state_file.read_text())
+    del state["model_config"]["context_attention"]  # as written by earlier versions
+    state_file.write_text(json.dumps(state))
+    train(tiny_config(latents, tmp_path / "run", 3))
+    assert json.loads(state_file.read_text())["step"] == 3
+    with pytest.raises(ValueError, match="another run"):
+        train(tiny_config(latents, tmp_path / "run", 4, context_attention="frame-causal"))
+
+
 def test_fine_tune_from_a_checkpoint_to_frame_causal(latents: Path, tmp_path: Path):
     train(tiny_config(latents, tmp_path / "base", 2))
     base = tmp_path / "base" / "checkpoint" / "model"
