@@ -39,6 +39,7 @@ def main() -> None:
     )
     parser.add_argument("--data", required=True, help="test split folder (millivid generate --split test)")
     parser.add_argument("--videos", type=int, default=16)
+    parser.add_argument("--first-video", type=int, default=0, help="index of the first test loop")
     parser.add_argument("--context", type=int, default=128, help="true frames given at reset (>= 85)")
     parser.add_argument("--frames", type=int, default=128, help="frames stepped (a multiple of 32)")
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
@@ -59,7 +60,7 @@ def main() -> None:
     distance = PerceptualDistance().eval()
     scores: dict[str, list[list[float]]] = {"lpips": [], "psnr": []}
     start = time.perf_counter()
-    for v in range(args.videos):
+    for v in range(args.first_video, args.first_video + args.videos):
         video = load_video(args.data, v)
         end = args.context + args.frames
         if len(video.frames) < end:

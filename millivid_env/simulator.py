@@ -40,6 +40,8 @@ class StreamingSimulator:
         guidance_scale: classifier-free guidance scale (1.0: none, as the paper evaluates).
         endpoint: the sampler's last evaluation is at ``t = 0`` (see
             :func:`models.diffusion.sampler.sample`; False saves it).
+        context_noise: noise time at which the remembered latents are shown to the model (0: clean;
+            models trained with context-noise augmentation accept up to their training range).
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class StreamingSimulator:
         sampling_steps: int,
         guidance_scale: float = 1.0,
         endpoint: bool = True,
+        context_noise: float = 0.0,
     ) -> None:
         if int(sampling_steps) < 1:
             raise ValueError(f"sampling_steps must be a positive int, got {sampling_steps!r}")
@@ -56,6 +59,9 @@ class StreamingSimulator:
         self.sampling_steps = int(sampling_steps)
         self.guidance_scale = float(guidance_scale)
         self.endpoint = bool(endpoint)
+        if not 0.0 <= float(context_noise) <= 1.0:
+            raise ValueError(f"context_noise must lie in [0, 1] (0 = clean context), got {context_noise!r}")
+        self.context_noise = float(context_noise)
         layout = world_model.layout
         self.plan = StreamingPlan.build(get_strategy(layout.name, "streaming"), layout)
         self.depths = memory_depths(layout.name)
@@ -118,6 +124,7 @@ class StreamingSimulator:
             steps=self.sampling_steps,
             guidance_scale=self.guidance_scale,
             endpoint=self.endpoint,
+            context_t=self.context_noise,
         )
         for memory, latents, action in zip(memories, new, actions, strict=True):
             memory.push(latents, int(action))

@@ -140,6 +140,8 @@ class MilliVidEnv(gym.Env):
     - `sampler_endpoint`: the sampler's last evaluation is at noise time 0, as in the paper; it
       changes the latents by less than 1e-3, so False (the default) skips it: `sampling_steps`
       evaluations then do the work of `sampling_steps + 1`.
+    - `context_noise`: noise time at which the memory's latents are shown to the model (0.0, clean, as
+      the paper; the bundled models were trained with context noise up to 0.3, see the model cards).
     - `context_frames`: real frames of the starting walk (at least 85, the memory's depth).
     - `ground_truth`: step a `Loopcraft-v0` twin alongside (see Info).
     - `render_mode`: `"rgb_array"` (the observation) or `"human"` (pygame window; the ground truth is
@@ -187,6 +189,7 @@ class MilliVidEnv(gym.Env):
         success_threshold: float = 0.5,
         shaping: float | None = None,
         sampler_endpoint: bool = DEFAULT_SAMPLER_ENDPOINT,
+        context_noise: float = 0.0,
     ) -> None:
         """Load the world model (once per process) and build the spaces; see the class docstring."""
         self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
@@ -202,12 +205,15 @@ class MilliVidEnv(gym.Env):
             success_threshold=success_threshold,
             shaping=shaping,
             sampler_endpoint=sampler_endpoint,
+            context_noise=context_noise,
         )
         self.world_model = WorldModel.load(autoencoder, checkpoint, device)
         self.reward_model = latent_reward_or_none(reward_head, self.world_model, success_threshold, shaping)
         self._distance = float("inf")
         self._judgement: tuple[bool, float] | None = None
-        self.simulator = StreamingSimulator(self.world_model, 1, sampling_steps, endpoint=sampler_endpoint)
+        self.simulator = StreamingSimulator(
+            self.world_model, 1, sampling_steps, endpoint=sampler_endpoint, context_noise=context_noise
+        )
         self.context_frames = check_context_frames(context_frames, self.simulator.min_context)
         self.ground_truth = bool(ground_truth)
         size = self.world_model.layout.image_size
@@ -325,6 +331,7 @@ class MilliVidEnv(gym.Env):
             steps=self.simulator.sampling_steps,
             generator=generator,
             endpoint=self.simulator.endpoint,
+            context_t=self.simulator.context_noise,
         )
 
     # ------------------------------------------------------------------ branching

@@ -208,6 +208,7 @@ def imagine(
     *,
     guidance_scale: float = 1.0,
     endpoint: bool = True,
+    context_t: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
     chunk: int = 256,
 ) -> np.ndarray:
@@ -224,6 +225,7 @@ def imagine(
         generator: as :func:`rollout_latents`.
         guidance_scale: classifier-free guidance scale.
         endpoint: evaluate at ``t = 0`` last (see :func:`models.diffusion.sampler.sample`).
+        context_t: noise time the context is presented at (see :func:`rollout_latents`).
         progress: ``progress(done, total)`` after every rollout step.
         chunk: frames encoded / decoded per autoencoder call (bounds memory).
 
@@ -266,7 +268,7 @@ def imagine(
     actions = torch.from_numpy(np.concatenate([past[:, c - keep :], future], axis=1).astype(np.int64))
     out = rollout_latents(
         dit, latents, actions, strategy, keep, keep + horizon, steps, generator,
-        guidance_scale=guidance_scale, endpoint=endpoint, progress=progress,
+        guidance_scale=guidance_scale, endpoint=endpoint, context_t=context_t, progress=progress,
     )  # fmt: skip
     level0 = out[:, keep:, layout.level_slice(0)].reshape(b * horizon, layout.tokens_per_level[0], -1)
     images = np.concatenate([world_model.decode_frames(part, 0) for part in level0.split(chunk)])

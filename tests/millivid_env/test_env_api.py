@@ -88,6 +88,8 @@ def test_bad_constructor_arguments(tiny_model):
         MilliVidEnv(**tiny_model.kwargs, context_frames=64)
     with pytest.raises(ValueError, match="sampling_steps must be a positive int"):
         MilliVidEnv(**tiny_model.kwargs, sampling_steps=0)
+    with pytest.raises(ValueError, match=r"context_noise must lie in \[0, 1\]"):
+        MilliVidEnv(**tiny_model.kwargs, context_noise=1.5)
 
 
 def test_bundled_default_checkpoints_step():

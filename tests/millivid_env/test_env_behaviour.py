@@ -29,6 +29,13 @@ def test_same_seed_same_frames_different_seeds_differ(make_env):
     assert len({frame.tobytes() for frame in first}) == len(first)
 
 
+def test_context_noise_changes_frames_deterministically(make_env):
+    actions = [0, 1, 2, 0]
+    clean = rollout(make_env(), actions, seed=3)
+    noisy = [rollout(make_env(context_noise=0.25), actions, seed=3) for _ in range(2)]
+    assert np.array_equal(noisy[0], noisy[1]) and not np.array_equal(clean, noisy[0])
+
+
 def test_memory_is_bounded_over_a_long_episode(make_env):
     env = make_env(sampling_steps=1, max_episode_steps=-1)
     env.reset(seed=0)
