@@ -11,6 +11,7 @@ it are declared by :func:`add_optimiser_arguments` and :func:`add_run_arguments`
 from __future__ import annotations
 
 import argparse
+import atexit
 import csv
 import json
 import os
@@ -161,7 +162,15 @@ def init_distributed(device: str = "auto") -> Dist:
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        # Leave the group before the interpreter tears down: a gloo group still alive at exit can abort
+        # the process ("terminate called without an active exception") after a successful run.
+        atexit.register(_leave_process_group)
     return Dist(rank, world, local, dev)
+
+
+def _leave_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def any_rank(flags: list[bool], ctx: Dist) -> list[bool]:
