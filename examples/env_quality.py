@@ -40,11 +40,13 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="test split folder (millivid generate --split test)")
     parser.add_argument("--videos", type=int, default=16)
     parser.add_argument("--first-video", type=int, default=0, help="index of the first test loop")
+    parser.add_argument("--seed-offset", type=int, default=0, help="loop v resets with seed v + this")
     parser.add_argument("--context", type=int, default=128, help="true frames given at reset (>= 85)")
     parser.add_argument("--frames", type=int, default=128, help="frames stepped (a multiple of 32)")
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
     parser.add_argument("--sampling-steps", type=int, default=7)
     parser.add_argument("--sampler-endpoint", action="store_true", help="also evaluate at t = 0")
+    parser.add_argument("--context-noise", type=float, default=0.0, help="env kwarg context_noise")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True, help="JSON file of the per-frame scores and the summary")
     args = parser.parse_args()
@@ -56,6 +58,7 @@ def main() -> None:
         device="cpu",
         sampling_steps=args.sampling_steps,
         sampler_endpoint=args.sampler_endpoint,
+        context_noise=args.context_noise,
     )
     distance = PerceptualDistance().eval()
     scores: dict[str, list[list[float]]] = {"lpips": [], "psnr": []}
@@ -69,7 +72,7 @@ def main() -> None:
             "context_frames": video.frames[: args.context],
             "context_actions": video.actions[: args.context],
         }
-        env.reset(seed=v, options=options)
+        env.reset(seed=v + args.seed_offset, options=options)
         generated = np.stack([env.step(int(a))[0] for a in video.actions[args.context : end]])
         truth = video.frames[args.context : end]
         with torch.no_grad():

@@ -24,6 +24,7 @@ from models.training.common import (
     TrainingLoop,
     build_optimizers,
     init_distributed,
+    leave_distributed,
     load_run_state,
 )
 
@@ -191,6 +192,7 @@ def train(cfg: TrainConfig, ctx: Dist | None = None) -> dict[str, float]:
                 break
     if ctx.main and not last_eval:  # nothing left to train (a finished run re-run)
         last_eval = evaluate(model, held_images)
+    leave_distributed(ctx)
     return last_eval
 
 

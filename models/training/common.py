@@ -173,6 +173,17 @@ def _leave_process_group() -> None:
         dist.destroy_process_group()
 
 
+def leave_distributed(ctx: Dist) -> None:
+    """End a torchrun run: wait for every rank, then leave the process group.
+
+    Rank 0 may still evaluate or save when the others finish; leaving together means no rank tears
+    gloo down while another still holds its connections.
+    """
+    if ctx.world > 1 and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def any_rank(flags: list[bool], ctx: Dist) -> list[bool]:
     """Logical OR of boolean flags over all ranks (so every rank stops/saves at the same step)."""
     if ctx.world == 1:

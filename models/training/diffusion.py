@@ -28,6 +28,7 @@ from models.training.common import (
     TrainingLoop,
     build_optimizers,
     init_distributed,
+    leave_distributed,
     load_run_state,
 )
 from models.training.diffusion_data import STREAMING, LayoutSampler
@@ -228,4 +229,5 @@ def train(cfg: DiffusionTrainConfig, ctx: Dist | None = None) -> dict[str, float
                 break
     if ctx.main and not last_eval:  # nothing left to train (a finished run re-run)
         last_eval = run_eval()
+    leave_distributed(ctx)
     return last_eval
