@@ -170,6 +170,7 @@ def _judge_in_imagination(head: Any, args: argparse.Namespace) -> dict[str, Any]
             "device": args.device,
             "sampling_steps": steps,
             "sampler_endpoint": variant["sampler_endpoint"],
+            "context_noise": variant["context_noise"],
         }
         judgement = judge_in_imagination(
             env_kwargs,

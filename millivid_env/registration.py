@@ -30,19 +30,23 @@ LANDMARK_ENV_ID = "MilliVid-Loopcraft-Landmark-v1"
 #: needs a new id or a version bump (README "Environment Versioning"); `gym.make` of a version that is
 #: no longer registered raises Gymnasium's `DeprecatedEnv` naming the current one. The sampler skips
 #: the evaluation at noise time 0 (`sampler_endpoint=False`): 7 evaluations on the grid of 8, 3 on
-#: the grid of 4 (the skipped one moves the latents by less than 1e-3).
+#: the grid of 4 (the skipped one moves the latents by less than 1e-3). The remembered latents are shown
+#: to the model at noise time 0.25 (`context_noise`; the models were trained with context noise up to
+#: 0.3): measured closer to the true frames (docs/results/env-quality/report.md).
 MILLIVID_VARIANTS: dict[str, dict[str, object]] = {
     DEFAULT_ENV_ID: {
         "checkpoint": ENV_CHECKPOINT,
         "autoencoder": "loopcraft-64",
         "sampling_steps": 7,
         "sampler_endpoint": False,
+        "context_noise": 0.25,
     },
     FAST_ENV_ID: {
         "checkpoint": FAST_CHECKPOINT,
         "autoencoder": "loopcraft-64",
         "sampling_steps": 3,
         "sampler_endpoint": False,
+        "context_noise": 0.25,
     },
 }
 
@@ -54,6 +58,7 @@ MILLIVID_TASK_VARIANTS: dict[str, dict[str, object]] = {
         "autoencoder": "loopcraft-64",
         "sampling_steps": 3,
         "sampler_endpoint": False,
+        "context_noise": 0.25,
         "reward_head": "loopcraft-64-landmark",
     },
 }

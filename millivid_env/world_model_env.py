@@ -29,6 +29,7 @@ DEFAULT_AUTOENCODER = str(MILLIVID_VARIANTS[DEFAULT_ENV_ID]["autoencoder"])
 DEFAULT_CHECKPOINT = str(MILLIVID_VARIANTS[DEFAULT_ENV_ID]["checkpoint"])
 DEFAULT_SAMPLING_STEPS = int(MILLIVID_VARIANTS[DEFAULT_ENV_ID]["sampling_steps"])  # type: ignore[call-overload]
 DEFAULT_SAMPLER_ENDPOINT = bool(MILLIVID_VARIANTS[DEFAULT_ENV_ID]["sampler_endpoint"])
+DEFAULT_CONTEXT_NOISE = float(MILLIVID_VARIANTS[DEFAULT_ENV_ID]["context_noise"])  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,9 @@ class MilliVidEnv(gym.Env):
     - `sampler_endpoint`: the sampler's last evaluation is at noise time 0, as in the paper; it
       changes the latents by less than 1e-3, so False (the default) skips it: `sampling_steps`
       evaluations then do the work of `sampling_steps + 1`.
-    - `context_noise`: noise time at which the memory's latents are shown to the model (0.0, clean, as
-      the paper; the bundled models were trained with context noise up to 0.3, see the model cards).
+    - `context_noise`: noise time at which the memory's latents are shown to the model (default 0.25;
+      0.0 is clean, as the paper; the bundled models were trained with context noise up to 0.3, and
+      0.25 measured closer to the true frames than 0, docs/results/env-quality/report.md).
     - `context_frames`: real frames of the starting walk (at least 85, the memory's depth).
     - `ground_truth`: step a `Loopcraft-v0` twin alongside (see Info).
     - `render_mode`: `"rgb_array"` (the observation) or `"human"` (pygame window; the ground truth is
@@ -168,7 +170,8 @@ class MilliVidEnv(gym.Env):
     ## Version History
 
     - v1: diffusion model trained twice as long (4,400 steps, context-noise augmentation); the sampler
-      skips its evaluation at noise time 0; `-Fast-` runs a frame-causal fine-tune of the model.
+      skips its evaluation at noise time 0; the memory is shown at noise time 0.25; `-Fast-` runs a
+      frame-causal fine-tune of the model.
       Faster per frame; other frames than v0.
     - v0: initial release (streaming layout, hierarchical memory depths 1 / 5 / 21 / 85). No longer
       registered: `gym.make("...-v0")` raises Gymnasium's `DeprecatedEnv` naming v1.
@@ -189,7 +192,7 @@ class MilliVidEnv(gym.Env):
         success_threshold: float = 0.5,
         shaping: float | None = None,
         sampler_endpoint: bool = DEFAULT_SAMPLER_ENDPOINT,
-        context_noise: float = 0.0,
+        context_noise: float = DEFAULT_CONTEXT_NOISE,
     ) -> None:
         """Load the world model (once per process) and build the spaces; see the class docstring."""
         self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])

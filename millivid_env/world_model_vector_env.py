@@ -26,6 +26,7 @@ from millivid_env.simulator import StreamingSimulator
 from millivid_env.world_model_env import (
     DEFAULT_AUTOENCODER,
     DEFAULT_CHECKPOINT,
+    DEFAULT_CONTEXT_NOISE,
     DEFAULT_SAMPLER_ENDPOINT,
     DEFAULT_SAMPLING_STEPS,
     episode_info,
@@ -88,7 +89,7 @@ class MilliVidVectorEnv(VectorEnv):
         success_threshold: float = 0.5,
         shaping: float | None = None,
         sampler_endpoint: bool = DEFAULT_SAMPLER_ENDPOINT,
-        context_noise: float = 0.0,
+        context_noise: float = DEFAULT_CONTEXT_NOISE,
     ) -> None:
         """Load the model (once per process) and build the batched spaces; see the class docstring."""
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:

@@ -79,11 +79,11 @@ def _step_flops(step: Callable[[], object]) -> int:
 
 
 def _sampler_options(env_id: str) -> dict[str, object]:
-    """The sampler kwargs of registered ``env_id`` (``sampling_steps``, ``sampler_endpoint``)."""
+    """The sampler kwargs of registered ``env_id`` (steps, endpoint, context noise)."""
     from millivid_env.registration import MILLIVID_VARIANTS
 
     variant = MILLIVID_VARIANTS[env_id]
-    return {k: variant[k] for k in ("sampling_steps", "sampler_endpoint") if k in variant}
+    return {k: variant[k] for k in ("sampling_steps", "sampler_endpoint", "context_noise") if k in variant}
 
 
 def _reset_variant(env_id: str, kwargs: dict[str, str], bundled: bool) -> tuple[object, int]:

@@ -26,6 +26,7 @@ def test_registered_with_vector_entry_point(env_id):
     assert spec.max_episode_steps == 512 and spec.kwargs["autoencoder"] == "loopcraft-64"
     expected = FAST_CHECKPOINT if env_id == FAST_ENV_ID else ENV_CHECKPOINT
     assert spec.kwargs["checkpoint"] == expected and spec.kwargs["sampler_endpoint"] is False
+    assert spec.kwargs["context_noise"] == 0.25
     assert (
         gym.spec("MilliVid-Loopcraft-Fast-v1").kwargs["sampling_steps"]
         < gym.spec(IDS[0]).kwargs["sampling_steps"]
