@@ -111,7 +111,7 @@ def attention_mask(
     is_ctx = role == CONTEXT
     ctx_keys = is_ctx.unsqueeze(1)
     if frames is not None:
-        ctx_keys = ctx_keys & (frames.unsqueeze(1) <= frames.unsqueeze(2))
+        ctx_keys = ctx_keys & _at_or_before(frames, frames)
     allowed = (~is_ctx).unsqueeze(2) | ctx_keys
     if pad is not None:
         real = ~pad
@@ -133,7 +133,12 @@ def frame_causal_mask(query_frames: torch.Tensor, key_frames: torch.Tensor) -> t
     """
     if not query_frames.numel() or bool(key_frames.max() <= query_frames.min()):
         return None
-    return (key_frames.unsqueeze(1) <= query_frames.unsqueeze(2)).unsqueeze(1)
+    return _at_or_before(query_frames, key_frames).unsqueeze(1)
+
+
+def _at_or_before(query_frames: torch.Tensor, key_frames: torch.Tensor) -> torch.Tensor:
+    """Whether each key frame is at or before each query frame, bool ``(B, Nq, Nk)``."""
+    return key_frames.unsqueeze(1) <= query_frames.unsqueeze(2)
 
 
 def _layer_norm(dim: int) -> nn.LayerNorm:
@@ -246,6 +251,7 @@ class ContextDiTBlock(nn.Module):
         last: bool = False,
         mask: torch.Tensor | None = None,
         prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
+        reserve: int = 0,
     ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
         """Context tokens alone (they attend only to context), keeping their keys and values.
 
@@ -256,18 +262,27 @@ class ContextDiTBlock(nn.Module):
             mask: optional bool ``(B, 1, Nc, Np + Nc)`` over ``[prefix ; own]`` keys (frame-causal).
             prefix: optional ``(keys, values)`` ``(B, heads, Np, D / heads)`` of context tokens
                 encoded earlier, which these tokens also attend to (frame-causal models only).
+            reserve: scratch rows left after the keys/values for the denoised tokens
+                (see :meth:`forward_denoised`).
 
         Returns:
-            ``(x_next or None, k, v)`` with ``k, v`` of shape ``(B, heads, Np + Nc, D / heads)``:
-            the prefix keys/values followed by the new ones.
+            ``(x_next or None, keys, values)``, each ``(B, heads, Np + Nc + reserve, D / heads)``: the
+            prefix keys/values, then the new ones, then the scratch rows (one buffer, written once).
         """
         mod, (q, k, v) = self._qkv(x, cond)
-        if prefix is not None:
-            k = torch.cat([prefix[0].to(k.dtype), k], dim=2)
-            v = torch.cat([prefix[1].to(v.dtype), v], dim=2)
+        keys, values = k, v
+        if prefix is not None or reserve:
+            start = 0 if prefix is None else prefix[0].shape[2]
+            end = start + k.shape[2]
+            keys = k.new_empty(*k.shape[:2], end + reserve, k.shape[3])
+            values = v.new_empty(*v.shape[:2], end + reserve, v.shape[3])
+            keys[:, :, start:end], values[:, :, start:end] = k, v
+            if prefix is not None:
+                keys[:, :, :start], values[:, :, :start] = prefix
+                k, v = keys[:, :, :end], values[:, :, :end]  # attend to [prefix ; own]
         if last:
-            return None, k, v
-        return self._finish(x, self.attn.attend(q, k, v, mask), mod), k, v
+            return None, keys, values
+        return self._finish(x, self.attn.attend(q, k, v, mask), mod), keys, values
 
     def forward_denoised(
         self, x: torch.Tensor, cond: Conditioning, keys: torch.Tensor, values: torch.Tensor, length: int

@@ -57,13 +57,6 @@ class ContextCache:
     frames: torch.Tensor
 
 
-def _with_room(kv: torch.Tensor, n: int, reserve: int) -> torch.Tensor:
-    """Keys or values ``(B, H, n, hd)`` copied into a buffer with ``reserve`` scratch rows."""
-    buffer = kv.new_empty(*kv.shape[:2], n + reserve, kv.shape[3])
-    buffer[:, :, :n] = kv
-    return buffer
-
-
 class VideoDiT(
     nn.Module,
     PyTorchModelHubMixin,
@@ -247,23 +240,23 @@ class VideoDiT(
                 )
             n = prefix.length
             pre = [(k[:, :, :n], v[:, :, :n]) for k, v in zip(prefix.keys, prefix.values, strict=True)]
-            mask = frame_causal_mask(frames, torch.cat([prefix.frames, frames], dim=1))
-            frames = torch.cat([prefix.frames, frames], dim=1)
+            every = torch.cat([prefix.frames, frames], dim=1)
+            mask, frames = frame_causal_mask(frames, every), every
         keys, values = [], []
-        if x.shape[1] == 0:  # nothing new: the prefix alone
-            keys, values = [kv[0] for kv in pre], [kv[1] for kv in pre]  # type: ignore[index]
+        if x.shape[1] == 0:  # nothing new: the prefix alone, copied into a buffer with room if asked
+            for k, v in pre:  # type: ignore[misc]
+                room = (*k.shape[:2], reserve, k.shape[3])
+                keys.append(torch.cat([k, k.new_empty(room)], dim=2) if reserve else k)
+                values.append(torch.cat([v, v.new_empty(room)], dim=2) if reserve else v)
         else:
             cond = self.condition(t, index[..., 1], action, uncond)
             h = self.embed(x, index, origin)
             for i, block in enumerate(self.blocks):
                 last = i == len(self.blocks) - 1
-                h, k, v = block.forward_context(h, cond, last=last, mask=mask, prefix=pre[i])
+                h, k, v = block.forward_context(h, cond, last, mask, pre[i], reserve)
                 keys.append(k)
                 values.append(v)
         n = frames.shape[1]
-        if reserve:
-            keys = [_with_room(k, n, reserve) for k in keys]
-            values = [_with_room(v, n, reserve) for v in values]
         return ContextCache(keys, values, origin, n, frames)
 
     def forward_denoised(

@@ -181,7 +181,7 @@ def leave_distributed(ctx: Dist) -> None:
     """
     if ctx.world > 1 and dist.is_initialized():
         dist.barrier()
-        dist.destroy_process_group()
+        _leave_process_group()
 
 
 def any_rank(flags: list[bool], ctx: Dist) -> list[bool]:
