@@ -156,11 +156,10 @@ def _judge_in_imagination(head: Any, args: argparse.Namespace) -> dict[str, Any]
     import tempfile
 
     from agents.imagined_judgement import judge_in_imagination
-    from millivid_env.registration import LANDMARK_ENV_ID, MILLIVID_TASK_VARIANTS
+    from millivid_env.registration import LANDMARK_ENV_ID, sampler_options
 
     # The sampler of the registered imagined task env, so the judgement matches what agents meet.
-    variant = MILLIVID_TASK_VARIANTS[LANDMARK_ENV_ID]
-    steps = int(variant["sampling_steps"])  # type: ignore[call-overload]
+    sampler = sampler_options(LANDMARK_ENV_ID)
     with tempfile.TemporaryDirectory() as tmp:
         head.save_pretrained(tmp)
         env_kwargs = {
@@ -168,9 +167,7 @@ def _judge_in_imagination(head: Any, args: argparse.Namespace) -> dict[str, Any]
             "autoencoder": args.autoencoder,
             "reward_head": tmp,
             "device": args.device,
-            "sampling_steps": steps,
-            "sampler_endpoint": variant["sampler_endpoint"],
-            "context_noise": variant["context_noise"],
+            **sampler,
         }
         judgement = judge_in_imagination(
             env_kwargs,
@@ -179,7 +176,11 @@ def _judge_in_imagination(head: Any, args: argparse.Namespace) -> dict[str, Any]
             seed=args.seed + 1_000_000,  # worlds the head was not trained on
             progress=not args.no_progress,
         )
-    return {**judgement.metrics(), "diffusion": str(args.diffusion), "sampling_steps": steps}
+    return {
+        **judgement.metrics(),
+        "diffusion": str(args.diffusion),
+        "sampling_steps": sampler["sampling_steps"],
+    }
 
 
 def run(args: argparse.Namespace) -> int:

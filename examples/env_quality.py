@@ -20,17 +20,11 @@ import numpy as np
 import torch
 
 import millivid_env  # noqa: F401  (sets MKL_CBWR before torch computes)
+from evaluation.metrics import StLpipsAlex, psnr
 from millivid_env.world_model_env import DEFAULT_CHECKPOINT, MilliVidEnv
 from models.data import load_video
-from models.perceptual import PerceptualDistance
 
 BUCKET = 32
-
-
-def psnr(generated: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """PSNR dB per frame of uint8 ``(T, R, R, 3)`` frames."""
-    mse = ((generated.astype(np.float64) - truth) ** 2).mean(axis=(1, 2, 3))
-    return 10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))
 
 
 def main() -> None:
@@ -60,7 +54,7 @@ def main() -> None:
         sampler_endpoint=args.sampler_endpoint,
         context_noise=args.context_noise,
     )
-    distance = PerceptualDistance().eval()
+    distance = StLpipsAlex()  # the evaluation's ST-LPIPS-Alex (`millivid evaluate`)
     scores: dict[str, list[list[float]]] = {"lpips": [], "psnr": []}
     start = time.perf_counter()
     for v in range(args.first_video, args.first_video + args.videos):
@@ -76,8 +70,7 @@ def main() -> None:
         generated = np.stack([env.step(int(a))[0] for a in video.actions[args.context : end]])
         truth = video.frames[args.context : end]
         with torch.no_grad():
-            to_tensor = lambda frames: torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255  # noqa: E731
-            lpips = distance(to_tensor(generated), to_tensor(truth)).numpy()
+            lpips = distance(generated, truth).numpy()
         scores["lpips"].append(lpips.tolist())
         scores["psnr"].append(psnr(generated, truth).tolist())
         print(f"loop {v}: LPIPS {lpips.mean():.3f} ({time.perf_counter() - start:.0f} s)", flush=True)

@@ -33,35 +33,31 @@ LANDMARK_ENV_ID = "MilliVid-Loopcraft-Landmark-v1"
 #: the grid of 4 (the skipped one moves the latents by less than 1e-3). The remembered latents are shown
 #: to the model at noise time 0.25 (`context_noise`; the models were trained with context noise up to
 #: 0.3): measured closer to the true frames (docs/results/env-quality/report.md).
+_V1 = {"autoencoder": "loopcraft-64", "sampler_endpoint": False, "context_noise": 0.25}
 MILLIVID_VARIANTS: dict[str, dict[str, object]] = {
-    DEFAULT_ENV_ID: {
-        "checkpoint": ENV_CHECKPOINT,
-        "autoencoder": "loopcraft-64",
-        "sampling_steps": 7,
-        "sampler_endpoint": False,
-        "context_noise": 0.25,
-    },
-    FAST_ENV_ID: {
-        "checkpoint": FAST_CHECKPOINT,
-        "autoencoder": "loopcraft-64",
-        "sampling_steps": 3,
-        "sampler_endpoint": False,
-        "context_noise": 0.25,
-    },
+    DEFAULT_ENV_ID: {**_V1, "checkpoint": ENV_CHECKPOINT, "sampling_steps": 7},
+    FAST_ENV_ID: {**_V1, "checkpoint": FAST_CHECKPOINT, "sampling_steps": 3},
 }
 
 #: World-model task ids -> constructor kwargs: reward and termination come from a reward head on the
 #: model's latents (`models.reward_head`). Kept apart from `MILLIVID_VARIANTS` (other episode length).
 MILLIVID_TASK_VARIANTS: dict[str, dict[str, object]] = {
     LANDMARK_ENV_ID: {
+        **_V1,
         "checkpoint": ENV_CHECKPOINT,
-        "autoencoder": "loopcraft-64",
         "sampling_steps": 3,
-        "sampler_endpoint": False,
-        "context_noise": 0.25,
         "reward_head": "loopcraft-64-landmark",
     },
 }
+
+#: The kwargs of a variant that set how frames are sampled (not which models).
+SAMPLER_KWARGS = ("sampling_steps", "sampler_endpoint", "context_noise")
+
+
+def sampler_options(env_id: str) -> dict[str, object]:
+    """The sampler kwargs of a registered world-model id (:data:`SAMPLER_KWARGS`)."""
+    variant = {**MILLIVID_VARIANTS, **MILLIVID_TASK_VARIANTS}[env_id]
+    return {k: variant[k] for k in SAMPLER_KWARGS}
 
 
 def register_envs() -> None:

@@ -78,24 +78,16 @@ def _step_flops(step: Callable[[], object]) -> int:
     return int(counter.get_total_flops())
 
 
-def _sampler_options(env_id: str) -> dict[str, object]:
-    """The sampler kwargs of registered ``env_id`` (steps, endpoint, context noise)."""
-    from millivid_env.registration import MILLIVID_VARIANTS
-
-    variant = MILLIVID_VARIANTS[env_id]
-    return {k: variant[k] for k in ("sampling_steps", "sampler_endpoint", "context_noise") if k in variant}
-
-
 def _reset_variant(env_id: str, kwargs: dict[str, str], bundled: bool) -> tuple[object, int]:
     """A `MilliVidEnv` as registered ``env_id`` (its own checkpoint when ``bundled``), reset with seed 0.
 
     Returns:
         The env and its sampler evaluations per sub-step.
     """
-    from millivid_env.registration import MILLIVID_VARIANTS
+    from millivid_env.registration import MILLIVID_VARIANTS, sampler_options
     from millivid_env.world_model_env import MilliVidEnv
 
-    options = _sampler_options(env_id)
+    options = sampler_options(env_id)
     if bundled:  # e.g. -Fast- runs another checkpoint than the default id
         kwargs = {**kwargs, "checkpoint": str(MILLIVID_VARIANTS[env_id]["checkpoint"])}
     env = MilliVidEnv(**kwargs, **options)
@@ -107,7 +99,7 @@ def bench_env_step(single_steps: int = 4, batched_steps: int = 2) -> Results:
     """Env ``step`` frames/s: single env (default and ``-Fast`` sampler steps) and batched N = 8, 32."""
     import numpy as np
 
-    from millivid_env.registration import DEFAULT_ENV_ID, FAST_ENV_ID
+    from millivid_env.registration import DEFAULT_ENV_ID, FAST_ENV_ID, sampler_options
     from millivid_env.world_model_vector_env import MilliVidVectorEnv
 
     out: Results = {}
@@ -136,7 +128,7 @@ def bench_env_step(single_steps: int = 4, batched_steps: int = 2) -> Results:
                 note = f"{env_id}, {cores} torch threads (all cores; needs an idle machine), {weights}"
                 out[name] = result(single_steps / wall, "frames/s", at_least=target, note=note)
         for n in BATCHES:
-            envs = MilliVidVectorEnv(num_envs=n, **kwargs, **_sampler_options(DEFAULT_ENV_ID))
+            envs = MilliVidVectorEnv(num_envs=n, **kwargs, **sampler_options(DEFAULT_ENV_ID))
             envs.reset(seed=0)
             actions = np.zeros(n, dtype=np.int64)
             wall, cpu = _timed(lambda envs=envs, actions=actions: envs.step(actions), batched_steps)
@@ -152,11 +144,11 @@ def bench_env_step(single_steps: int = 4, batched_steps: int = 2) -> Results:
 
 def bench_imagine(frames: int = 64) -> Results:
     """``env.imagine`` (open-loop millivid rollout) frames/s, one thread."""
-    from millivid_env.registration import DEFAULT_ENV_ID
+    from millivid_env.registration import DEFAULT_ENV_ID, sampler_options
     from millivid_env.world_model_env import MilliVidEnv
 
     with one_torch_thread(), _checkpoints() as (ae, dit, weights):
-        env = MilliVidEnv(checkpoint=dit, autoencoder=ae, device="cpu", **_sampler_options(DEFAULT_ENV_ID))
+        env = MilliVidEnv(checkpoint=dit, autoencoder=ae, device="cpu", **sampler_options(DEFAULT_ENV_ID))
         env.reset(seed=0)
         actions = [0] * frames
         wall, cpu = _timed(lambda: env.imagine(actions), 1)
