@@ -126,7 +126,7 @@ def _numel(handle: object, key: str) -> int:
 
 
 def diffusion_model_card(
-    run: Path, evaluation: dict | None, name: str, hardware: str, notes: str = ""
+    run: Path, evaluation: dict | None, name: str, hardware: str, notes: str = "", exact_gelu: bool = False
 ) -> str:
     """The README.md of a bundled diffusion checkpoint (``run`` is a ``train-diffusion --out`` folder)."""
     state = json.loads((run / "checkpoint" / "trainer.json").read_text())
@@ -141,6 +141,13 @@ def diffusion_model_card(
     mixture = f", trained on a mixture with the env's streaming layout (p = {mix})" if mix else ""
     shape = f"{params / 1e6:.2f}M parameters; width {config['width']}, {config['depth']} blocks"
     attention = config.get("context_attention", "bidirectional")
+    gelu = (
+        '\nTrained with the tanh-approximated GELU, bundled with the exact GELU (`"gelu": "exact"`\n'
+        "in `config.json`, same weights): the two differ by at most 4.7e-4 and PyTorch's CPU kernel of the\n"
+        "exact one is ~5x faster, so the env steps faster; its frames differ by <= 1 grey level.\n"
+        if exact_gelu and config.get("gelu", "tanh") == "tanh"
+        else ""
+    )
     measured = (
         f"## Measured rollout metrics\n\n```json\n{json.dumps(evaluation, indent=1)}\n```\n"
         if evaluation
@@ -159,7 +166,7 @@ A video DiT ({shape}, {config["heads"]} heads, {attention} context attention, la
 rollout strategy ({state.get("strategy_summary", "")}){mixture}.
 Use it with the autoencoder whose latents it was trained on (weights sha256
 `{state.get("autoencoder_sha256")}`).
-
+{gelu}
 ## Training
 
 - Command: `{training_command(train, "train-diffusion", _DIFFUSION_FLAGS)}`
@@ -179,11 +186,14 @@ Use it with the autoencoder whose latents it was trained on (weights sha256
 """
 
 
-def bundle(run: Path, evaluation: dict | None, name: str, hardware: str, notes: str = "") -> Path:
+def bundle(
+    run: Path, evaluation: dict | None, name: str, hardware: str, notes: str = "", exact_gelu: bool = False
+) -> Path:
     """Copy ``run``'s model into ``models/bundled/<name>/`` atomically, with the card.
 
     ``run`` is a ``train-autoencoder`` or a ``train-diffusion`` run folder (told apart by the
     ``strategy`` of its run state); an autoencoder needs its ``eval-autoencoder`` result.
+    ``exact_gelu`` (diffusion only) bundles the model with ``DiTConfig.gelu = "exact"``.
     """
     from models.diffusion import VideoDiT
 
@@ -191,8 +201,10 @@ def bundle(run: Path, evaluation: dict | None, name: str, hardware: str, notes: 
     state = json.loads((run / "checkpoint" / "trainer.json").read_text())
     if "strategy" in state:
         VideoDiT.from_pretrained(str(source))  # refuse to bundle something that does not load
-        card = diffusion_model_card(run, evaluation, name, hardware, notes)
+        card = diffusion_model_card(run, evaluation, name, hardware, notes, exact_gelu)
     else:
+        if exact_gelu:
+            raise ValueError("--exact-gelu applies to diffusion checkpoints only")
         if evaluation is None:
             raise ValueError("an autoencoder bundle needs --eval (millivid eval-autoencoder --json output)")
         load_autoencoder(source)
@@ -201,6 +213,11 @@ def bundle(run: Path, evaluation: dict | None, name: str, hardware: str, notes: 
     def write(tmp: Path) -> None:
         for file in (CONFIG_NAME, WEIGHTS_NAME):
             shutil.copy2(source / file, tmp / file)
+        if exact_gelu:
+            config = json.loads((source / CONFIG_NAME).read_text())
+            (tmp / CONFIG_NAME).write_text(
+                json.dumps({**config, "gelu": "exact"}, indent=2, sort_keys=True) + "\n"
+            )
         (tmp / "README.md").write_text(card)
 
     return atomic_save_dir(write, BUNDLED_DIR / name)
@@ -218,9 +235,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="loopcraft-64")
     parser.add_argument("--hardware", required=True, help="e.g. '1 core of a 2-core x86 VM, fp32'")
     parser.add_argument("--notes", default="", help="extra Markdown appended to the card")
+    parser.add_argument(
+        "--exact-gelu",
+        action="store_true",
+        help="diffusion: bundle with the exact GELU (DiTConfig.gelu; ~10%% faster env steps on CPU)",
+    )
     args = parser.parse_args(argv)
     evaluation = json.loads(args.eval.read_text()) if args.eval else None
-    path = bundle(args.run, evaluation, args.name, args.hardware, args.notes)
+    path = bundle(args.run, evaluation, args.name, args.hardware, args.notes, args.exact_gelu)
     print(f"bundled {path}")
     return 0
 

@@ -48,17 +48,24 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
-    """Two-layer MLP with tanh-approximated GELU."""
+    """Two-layer MLP with GELU (tanh-approximated by default).
 
-    def __init__(self, dim: int, ratio: float = 4.0) -> None:
+    Args:
+        dim: input and output width.
+        ratio: hidden width / ``dim``.
+        approximate: ``F.gelu``'s ``approximate``: ``"tanh"`` or ``"none"`` (exact, erf).
+    """
+
+    def __init__(self, dim: int, ratio: float = 4.0, approximate: str = "tanh") -> None:
         super().__init__()
         hidden = int(dim * ratio)
         self.fc1 = nn.Linear(dim, hidden)
         self.fc2 = nn.Linear(hidden, dim)
+        self.approximate = approximate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(..., D) -> (..., D)``."""
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+        return self.fc2(F.gelu(self.fc1(x), approximate=self.approximate))
 
 
 def _layer_norm(dim: int) -> nn.LayerNorm:

@@ -208,13 +208,14 @@ class ContextDiTBlock(nn.Module):
         dim: model width.
         heads: attention heads.
         mlp_ratio: MLP hidden width / ``dim``.
+        gelu_approximate: the MLP's GELU (``F.gelu``'s ``approximate``: ``"tanh"`` or ``"none"``).
     """
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0) -> None:
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, gelu_approximate: str = "tanh") -> None:
         super().__init__()
         self.norm1, self.norm2 = _layer_norm(dim), _layer_norm(dim)
         self.attn = ContextAttention(dim, heads)
-        self.mlp = Mlp(dim, mlp_ratio)
+        self.mlp = Mlp(dim, mlp_ratio, gelu_approximate)
         self.ada = nn.Linear(dim, 6 * dim)
         nn.init.zeros_(self.ada.weight)
         nn.init.zeros_(self.ada.bias)

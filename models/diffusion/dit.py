@@ -35,6 +35,9 @@ from models.layers import TimestepEmbedding, init_linear_xavier, sincos_embeddin
 
 __all__ = ["DIT_SIZES", "ContextCache", "DiTConfig", "VideoDiT", "dit_config"]
 
+#: ``DiTConfig.gelu`` -> ``F.gelu``'s ``approximate``.
+_GELU_APPROXIMATE = {"tanh": "tanh", "exact": "none"}
+
 
 @dataclass
 class ContextCache:
@@ -81,7 +84,8 @@ class VideoDiT(
         self.level_embed = nn.Embedding(config.num_levels, d)
         self.action_embed = nn.Embedding(config.num_actions, d)
         self.blocks = nn.ModuleList(
-            ContextDiTBlock(d, config.heads, config.mlp_ratio) for _ in range(config.depth)
+            ContextDiTBlock(d, config.heads, config.mlp_ratio, _GELU_APPROXIMATE[config.gelu])
+            for _ in range(config.depth)
         )
         init_linear_xavier(self.blocks)  # leaves the zero-initialised adaLN projections at zero
         self.head_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)

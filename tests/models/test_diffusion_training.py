@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -296,3 +297,25 @@ def test_bundle_writes_a_diffusion_card(latents: Path, tmp_path: Path, monkeypat
     assert "millivid train-diffusion" in card and "--strategy framepack" in card and "--size tiny" in card
     assert "| eval_loss |" in card and '"lpips_long": 0.5' in card and "test machine" in card
     assert VideoDiT.from_pretrained(str(path)).config == dit_config("tiny")
+
+
+def test_bundle_exact_gelu_keeps_weights_and_changes_only_the_activation(
+    latents: Path, tmp_path: Path, monkeypatch
+):
+    from models import bundle as bundle_module
+    from models import checkpoints
+
+    run = tmp_path / "run"
+    train(tiny_config(latents, run, 2, strategy="framepack"))
+    monkeypatch.setattr(bundle_module, "BUNDLED_DIR", tmp_path / "bundled")
+    monkeypatch.setattr(checkpoints, "BUNDLED_DIR", tmp_path / "bundled")
+    path = bundle_module.bundle(run, None, "test-exact", hardware="test machine", exact_gelu=True)
+    exact, trained = (
+        VideoDiT.from_pretrained(str(path)),
+        VideoDiT.from_pretrained(str(run / "checkpoint" / "model")),
+    )
+    assert exact.config.gelu == "exact" and trained.config.gelu == "tanh"
+    assert exact.config == replace(trained.config, gelu="exact")
+    for (name, a), (_, b) in zip(exact.state_dict().items(), trained.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    assert "bundled with the exact GELU" in (path / "README.md").read_text()

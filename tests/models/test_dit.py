@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -104,7 +105,28 @@ def test_config_validation():
         DiTConfig(layout="nope")
     with pytest.raises(ValueError, match="unknown context_attention 'causal'; valid: bidirectional"):
         DiTConfig(context_attention="causal")
+    with pytest.raises(ValueError, match="unknown gelu 'relu'; valid: tanh, exact"):
+        DiTConfig(gelu="relu")
     assert dit_config("tiny", depth=3, heads=None).depth == 3
+
+
+def test_exact_gelu_is_the_same_function_to_rounding_and_config_defaults_to_tanh():
+    tanh = perturbed_model()
+    exact = VideoDiT(replace(tanh.config, gelu="exact")).eval()
+    exact.load_state_dict(tanh.state_dict())
+    assert (
+        VideoDiT(
+            json.loads(json.dumps({"layout": "loopcraft-64", "width": 32, "depth": 1, "heads": 2}))
+        ).config.gelu
+        == "tanh"
+    )
+    x = torch.linspace(-8, 8, 10001)
+    gap = (torch.nn.functional.gelu(x) - torch.nn.functional.gelu(x, approximate="tanh")).abs().max()
+    assert 1e-4 < gap < 5e-4  # the documented bound
+    batch = make_batch()
+    a, b = run(tanh, batch), run(exact, batch)
+    assert not torch.equal(a, b)  # the activation is really switched
+    torch.testing.assert_close(a, b, atol=5e-3, rtol=0)
 
 
 def test_action_conditioning_and_unconditional_flag():
