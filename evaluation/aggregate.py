@@ -10,11 +10,16 @@ For every entry and paired metric (PSNR, SSIM, LPIPS):
 Quality (unpaired): ``buckets[bucket]["fd"]`` is the Fréchet distance between the entry's features of
 all frames in the bucket (pooled over videos) and the ground-truth frames' features of the same frames;
 ``curves["fd"]`` is the same per 16-frame window. The feature space is named in the report.
+
+Collapse references (``"_collapse"``): the same Fréchet distance for two degenerate "rollouts", flat
+frames of random colours and uniform pixel noise, so that a system's distance has a scale: a rollout
+that collapses to grey or noise scores near them, one that stays in distribution near the bounds.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,6 +32,8 @@ from evaluation.store import ResultStore
 PAIRED = ("psnr", "ssim", "lpips")
 #: Frames per point of the Fréchet-distance curve (the FVD window length).
 FD_WINDOW = 16
+#: Frames of each degenerate rollout of the collapse references.
+COLLAPSE_FRAMES = 256
 
 
 def _stats(per_video: np.ndarray) -> dict[str, float]:
@@ -65,20 +72,68 @@ def load_entry(store: ResultStore, entry: Entry, numbers: list[int]) -> dict[str
     return {name: np.stack([r[name] for r in rows]) for name in rows[0] if not name.startswith("strip_")}
 
 
+def collapse_frames(resolution: int, frames: int = COLLAPSE_FRAMES, seed: int = 0) -> dict[str, np.ndarray]:
+    """Degenerate rollouts of ``frames`` uint8 ``(frames, R, R, 3)`` frames each.
+
+    ``flat``: one random colour per frame; ``noise``: independent uniform pixels.
+    """
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(0, 256, (frames, 1, 1, 3), dtype=np.uint8)
+    return {
+        "flat": np.broadcast_to(colours, (frames, resolution, resolution, 3)).copy(),
+        "noise": rng.integers(0, 256, (frames, resolution, resolution, 3), dtype=np.uint8),
+    }
+
+
+def collapse_references(
+    features: Callable[[np.ndarray], Any], truth_features: np.ndarray, protocol: Protocol
+) -> dict[str, dict[str, float]]:
+    """Fréchet distance of each :func:`collapse_frames` rollout to the true frames of every bucket.
+
+    Args:
+        features: the evaluation's feature network, uint8 frames ``(T, R, R, 3)`` -> ``(T, D)``.
+        truth_features: ``(N, T, D)`` features of the true future frames.
+        protocol: gives the buckets and the resolution.
+
+    Returns:
+        ``{"flat" | "noise": {bucket: distance}}`` (buckets as in :func:`aggregate`, without revisits).
+    """
+    ranges = {**protocol.bucket_edges(), "all": (0, protocol.horizon)}
+    out: dict[str, dict[str, float]] = {}
+    for name, frames in collapse_frames(protocol.resolution).items():
+        pooled = np.asarray(features(frames).cpu().numpy(), dtype=np.float64)
+        out[name] = {b: _frechet(pooled, _pool(truth_features, lo, hi)) for b, (lo, hi) in ranges.items()}
+    return out
+
+
 def aggregate(
-    store: ResultStore, entries: list[Entry], protocol: Protocol, numbers: list[int]
+    store: ResultStore,
+    entries: list[Entry],
+    protocol: Protocol,
+    numbers: list[int],
+    features: Callable[[np.ndarray], Any] | None = None,
 ) -> dict[str, Any]:
     """Curves and bucket statistics of every entry but the reference (see the module docstring).
 
+    Args:
+        store: the evaluation's results.
+        entries: its entries (the ground-truth reference included).
+        protocol: its protocol.
+        numbers: its test video numbers.
+        features: its Fréchet feature network; given, the collapse references are computed too.
+
     Returns:
         ``{entry key: {"kind", "label", "curves": {...}, "buckets": {...}}}`` plus ``"_revisits"``: the
-        number of revisit frames per video.
+        number of revisit frames per video, and ``"_collapse"`` (see :func:`collapse_references`) when
+        ``features`` is given and the reference has features.
     """
     reference = load_entry(store, next(e for e in entries if e.key == GROUND_TRUTH), numbers)
     mask = reference["revisit_mask"]  # (N, T) bool
     truth_features = reference.get("features")
     ranges = {**protocol.bucket_edges(), "all": (0, protocol.horizon)}
     out: dict[str, Any] = {"_revisits": mask.sum(axis=1).astype(int).tolist()}
+    if features is not None and truth_features is not None:
+        out["_collapse"] = collapse_references(features, truth_features, protocol)
     for entry in entries:
         if entry.key == GROUND_TRUTH:
             continue

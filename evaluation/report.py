@@ -81,8 +81,9 @@ def write_report(evaluation: Evaluation, json_path: str | Path | None = None) ->
 
     root = evaluation.store.root
     protocol, numbers = evaluation.protocol, evaluation.test_set.numbers
-    results = aggregate(evaluation.store, evaluation.entries, protocol, numbers)
+    results = aggregate(evaluation.store, evaluation.entries, protocol, numbers, evaluation.features)
     revisits = results.pop("_revisits")
+    collapse = results.pop("_collapse", None)
     metrics = metric_meta(evaluation)
     plots = plot_curves(results, metrics, protocol, root / "plots")
     strip = plot_strips(*_strip_rows(evaluation), root / "strips", protocol.context)
@@ -102,6 +103,7 @@ def write_report(evaluation: Evaluation, json_path: str | Path | None = None) ->
         "buckets": bucket_descriptions(evaluation),
         "revisit_frames_per_video": revisits,
         "results": results,
+        **({"collapse_references": collapse} if collapse else {}),
         "device": str(evaluation.device),
         "machine": describe_machine(),
         "files": {
@@ -199,6 +201,7 @@ def markdown(document: dict[str, Any]) -> str:
             name = result["label"] + (" *(bound)*" if result["kind"].endswith("bound") else "")
             cells = [_cell(result["buckets"][b].get(metric), digits) for b in BUCKET_NAMES]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += _collapse_lines(document)
     lines += ["", "## Plots", ""]
     lines += [f"![{Path(path).stem}]({path})" for path in document["files"]["plots"]]
     if document["files"]["strips"]:
@@ -206,6 +209,37 @@ def markdown(document: dict[str, Any]) -> str:
                   "true frame, the autoencoded truth and every system's frame.", ""]  # fmt: skip
         lines += [f"![revisits]({path})" for path in document["files"]["strips"]]
     return "\n".join(lines) + "\n"
+
+
+def _collapse_lines(document: dict[str, Any]) -> list[str]:
+    """Markdown of the collapse references: does any system's Fréchet distance approach them?"""
+    collapse = document.get("collapse_references")
+    if not collapse:
+        return []
+    label = document["metrics"]["fd"]["label"]
+    lines = [
+        "",
+        f"## Staying in distribution ({label})",
+        "",
+        "What a rollout that collapsed would score: the same Fréchet distance for flat frames of random "
+        "colours and for uniform pixel noise, next to each system's largest distance over its 16-frame "
+        "windows (`curves.fd`).",
+        "",
+        "| | " + " | ".join(b for b in BUCKET_NAMES if b != "revisits") + " | largest window |",
+        "|---" * len(BUCKET_NAMES) + "|---|",
+    ]
+    buckets = [b for b in BUCKET_NAMES if b != "revisits"]
+    for name, values in collapse.items():
+        lines.append(
+            f"| collapse: {name} frames | " + " | ".join(_cell(values[b], 2) for b in buckets) + " | - |"
+        )
+    for result in document["results"].values():
+        if result["kind"] == "system" and result["curves"].get("fd"):
+            cells = [_cell(result["buckets"][b].get("fd"), 2) for b in buckets]
+            lines.append(
+                f"| {result['label']} | " + " | ".join(cells) + f" | {max(result['curves']['fd']):.2f} |"
+            )
+    return lines
 
 
 def _machine(machine: dict[str, Any]) -> str:

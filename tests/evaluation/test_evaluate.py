@@ -77,6 +77,23 @@ def test_report_files_and_structure(tiny):
     assert (tiny.out / "strips" / "revisits.png").is_file()
 
 
+def test_collapse_references_give_the_frechet_distance_a_scale(tiny):
+    from evaluation.aggregate import collapse_frames
+
+    frames = collapse_frames(64, frames=8)
+    assert {k: v.shape for k, v in frames.items()} == {"flat": (8, 64, 64, 3), "noise": (8, 64, 64, 3)}
+    assert (frames["flat"] == frames["flat"][:, :1, :1]).all() and frames["noise"].std() > 60
+    report = json.loads((tiny.out / "report.json").read_text())
+    collapse = report["collapse_references"]
+    random_frames = report["results"]["random-frames"]["buckets"]["all"]["fd"]
+    for name in ("flat", "noise"):
+        assert set(collapse[name]) == {"short", "medium", "long", "all"}
+        # Real frames of other loops are far closer to the truth than any collapsed rollout.
+        assert collapse[name]["all"] > 5 * random_frames > 0
+    md = (tiny.out / "report.md").read_text()
+    assert "## Staying in distribution" in md and "| collapse: noise frames |" in md
+
+
 def test_bounds_use_the_autoencoder_and_other_videos(tiny):
     from models.world_model import WorldModel
 
