@@ -59,6 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--steps", type=int, default=8, help="sampler evaluations per rollout step (default 8)"
     )
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0, as the paper)")
+    parser.add_argument(
+        "--context-noise",
+        type=float,
+        default=0.0,
+        help="noise time in [0, 1) the context latents are shown at (models trained with context noise; "
+        "default 0 = clean, the paper)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--lpips", choices=LPIPS_CHOICES, default="auto", help="LPIPS variant (default auto)")
     parser.add_argument(
@@ -102,6 +109,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("videos", "batch_size", "steps"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not 0.0 <= args.context_noise < 1.0:
+        raise ValueError(f"--context-noise must lie in [0, 1) (0 = clean context), got {args.context_noise}")
     protocol = get_protocol(args.protocol, args.context, args.frames)
     systems = resolve_systems(
         args.systems,
@@ -120,7 +129,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         steps=args.steps, seed=args.seed, batch_size=args.batch_size, device=args.device, lpips=args.lpips,
         alexnet_weights=args.alexnet_weights, frechet=args.frechet, strips=args.strips,
         strip_tolerance=RevisitTolerance(args.revisit_distance, args.revisit_yaw, args.revisit_gap),
-        allow_strategy_mismatch=args.allow_strategy_mismatch,
+        allow_strategy_mismatch=args.allow_strategy_mismatch, context_noise=args.context_noise,
     )  # fmt: skip
     evaluation = Evaluation(protocol, systems, test_set, args.out, settings, progress=not args.no_progress)
     evaluation.run()

@@ -165,7 +165,12 @@ def markdown(document: dict[str, Any]) -> str:
         f"from `{document['test_set']['root']}`; {p['resolution']}x{p['resolution']} frames.",
         f"- {p['context']} ground-truth context frames, then {p['horizon']} frames generated open loop with "
         f"the ground-truth actions; sampling: {document['sampling']['steps']} steps, seed "
-        f"{document['sampling']['seed']}, no guidance."
+        f"{document['sampling']['seed']}, no guidance"
+        + (
+            f", context shown at noise time {document['sampling']['context_noise']}."
+            if document["sampling"].get("context_noise")
+            else "."
+        )
         + ("" if p["standard"] else " **Non-standard context/horizon.**"),
         "- Buckets: " + "; ".join(f"**{k}** = {v}" for k, v in document["buckets"].items()) + ".",
         f"- Metrics: PSNR, SSIM, **{document['metrics']['lpips']['label']}**"

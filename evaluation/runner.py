@@ -64,6 +64,7 @@ class EvaluationSettings:
         strips: revisit frames per video kept for the report's strips.
         strip_tolerance: what counts as a revisit of a context pose for the strips.
         allow_strategy_mismatch: evaluate checkpoints trained for another strategy.
+        context_noise: noise time the context latents are presented at (0 = clean, the paper).
         metric_cache_mb: memory for the true frames' LPIPS features of the videos in progress (reused
             by every entry; what does not fit is recomputed). Not part of the config: results do not
             depend on it.
@@ -79,6 +80,7 @@ class EvaluationSettings:
     strips: int = 3
     strip_tolerance: RevisitTolerance = field(default_factory=lambda: RevisitTolerance(1.0, 15.0, 32))
     allow_strategy_mismatch: bool = False
+    context_noise: float = 0.0
     metric_cache_mb: int = 1024
 
 
@@ -220,7 +222,13 @@ class Evaluation:
                 }
                 for spec in self.systems
             },
-            "sampling": {"steps": s.steps, "seed": s.seed, "guidance_scale": 1.0},
+            # context_noise only when set, so that earlier result folders keep their fingerprint.
+            "sampling": {
+                "steps": s.steps,
+                "seed": s.seed,
+                "guidance_scale": 1.0,
+                **({"context_noise": s.context_noise} if s.context_noise else {}),
+            },
             "metrics": {
                 "lpips": self.suite.labels["lpips"],
                 "frechet": self.features.name if self.features is not None else None,
@@ -337,8 +345,9 @@ class Evaluation:
             generators = [torch.Generator().manual_seed(self.settings.seed) for _ in batch]
             start = time.perf_counter()
             generated = imagine(
-                world, frames, actions[:, :c], actions[:, c:], spec.strategy, self.settings.steps, generators
-            )
+                world, frames, actions[:, :c], actions[:, c:], spec.strategy, self.settings.steps, generators,
+                context_t=self.settings.context_noise,
+            )  # fmt: skip
             seconds = (time.perf_counter() - start) / len(batch)
             for k, out in zip(batch, generated, strict=True):
                 saved(entry.key, k, {**self._score(k, out), "rollout_seconds": np.float64(seconds)})

@@ -128,6 +128,24 @@ def test_rerun_skips_everything_and_config_change_is_refused(tiny, monkeypatch, 
     assert main(["evaluate", *tiny.common, *LOOSE, "--seed", "1", "--out", str(tiny.out)]) == 2
     error = capsys.readouterr().err
     assert "another config" in error and "sampling.seed: 0 vs 1" in error and "another --out" in error
+    # Context noise is part of the config (and absent from it at 0, so older folders still match).
+    assert "context_noise" not in json.loads((tiny.out / "evaluation.json").read_text())["config"]["sampling"]
+    assert main(["evaluate", *tiny.common, *LOOSE, "--context-noise", "0.25", "--out", str(tiny.out)]) == 2
+    assert "sampling.context_noise: None vs 0.25" in capsys.readouterr().err
+    assert main(["evaluate", *tiny.common, "--context-noise", "1.5", "--out", str(tiny.out)]) == 2
+    assert "--context-noise must lie in [0, 1) (0 = clean context), got 1.5" in capsys.readouterr().err
+
+
+def test_context_noise_reaches_the_rollout(tiny, tmp_path, monkeypatch):
+    seen = []
+    real = runner.imagine
+    monkeypatch.setattr(runner, "imagine", lambda *a, **k: seen.append(k["context_t"]) or real(*a, **k))
+    out = tmp_path / "noisy"
+    assert main(["evaluate", *tiny.common, *LOOSE, "--context-noise", "0.25", "--out", str(out)]) == 0
+    assert seen and set(seen) == {0.25}
+    report = json.loads((out / "report.json").read_text())
+    assert report["sampling"]["context_noise"] == 0.25
+    assert "context shown at noise time 0.25" in (out / "report.md").read_text()
 
 
 def test_killed_evaluation_continues_where_it_stopped(tiny, tmp_path, monkeypatch):
