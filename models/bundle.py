@@ -144,7 +144,7 @@ def diffusion_model_card(
     gelu = (
         '\nTrained with the tanh-approximated GELU, bundled with the exact GELU (`"gelu": "exact"`\n'
         "in `config.json`, same weights): the two differ by at most 4.7e-4 and PyTorch's CPU kernel of the\n"
-        "exact one is ~5x faster, so the env steps faster; its frames differ by <= 1 grey level.\n"
+        "exact one is faster on large batches; its frames differ by <= 1 grey level.\n"
         if exact_gelu and config.get("gelu", "tanh") == "tanh"
         else ""
     )
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--exact-gelu",
         action="store_true",
-        help="diffusion: bundle with the exact GELU (DiTConfig.gelu; ~10%% faster env steps on CPU)",
+        help="diffusion: bundle with the exact GELU (DiTConfig.gelu; a few %% faster batched passes on CPU)",
     )
     args = parser.parse_args(argv)
     evaluation = json.loads(args.eval.read_text()) if args.eval else None
