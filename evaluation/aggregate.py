@@ -72,6 +72,11 @@ def load_entry(store: ResultStore, entry: Entry, numbers: list[int]) -> dict[str
     return {name: np.stack([r[name] for r in rows]) for name in rows[0] if not name.startswith("strip_")}
 
 
+def _ranges(protocol: Protocol) -> dict[str, tuple[int, int]]:
+    """Frame ranges of the buckets and of ``all`` frames (revisits are a mask, not a range)."""
+    return {**protocol.bucket_edges(), "all": (0, protocol.horizon)}
+
+
 def collapse_frames(resolution: int, frames: int = COLLAPSE_FRAMES, seed: int = 0) -> dict[str, np.ndarray]:
     """Degenerate rollouts of ``frames`` uint8 ``(frames, R, R, 3)`` frames each.
 
@@ -98,11 +103,12 @@ def collapse_references(
     Returns:
         ``{"flat" | "noise": {bucket: distance}}`` (buckets as in :func:`aggregate`, without revisits).
     """
-    ranges = {**protocol.bucket_edges(), "all": (0, protocol.horizon)}
     out: dict[str, dict[str, float]] = {}
     for name, frames in collapse_frames(protocol.resolution).items():
         pooled = np.asarray(features(frames).cpu().numpy(), dtype=np.float64)
-        out[name] = {b: _frechet(pooled, _pool(truth_features, lo, hi)) for b, (lo, hi) in ranges.items()}
+        out[name] = {
+            b: _frechet(pooled, _pool(truth_features, lo, hi)) for b, (lo, hi) in _ranges(protocol).items()
+        }
     return out
 
 
@@ -130,7 +136,7 @@ def aggregate(
     reference = load_entry(store, next(e for e in entries if e.key == GROUND_TRUTH), numbers)
     mask = reference["revisit_mask"]  # (N, T) bool
     truth_features = reference.get("features")
-    ranges = {**protocol.bucket_edges(), "all": (0, protocol.horizon)}
+    ranges = _ranges(protocol)
     out: dict[str, Any] = {"_revisits": mask.sum(axis=1).astype(int).tolist()}
     if features is not None and truth_features is not None:
         out["_collapse"] = collapse_references(features, truth_features, protocol)

@@ -222,6 +222,7 @@ def _collapse_lines(document: dict[str, Any]) -> list[str]:
     if not collapse:
         return []
     label = document["metrics"]["fd"]["label"]
+    buckets = [b for b in BUCKET_NAMES if b != "revisits"]
     lines = [
         "",
         f"## Staying in distribution ({label})",
@@ -230,10 +231,9 @@ def _collapse_lines(document: dict[str, Any]) -> list[str]:
         "colours and for uniform pixel noise, next to each system's largest distance over its 16-frame "
         "windows (`curves.fd`).",
         "",
-        "| | " + " | ".join(b for b in BUCKET_NAMES if b != "revisits") + " | largest window |",
-        "|---" * len(BUCKET_NAMES) + "|---|",
+        "| | " + " | ".join(buckets) + " | largest window |",
+        "|---" * (len(buckets) + 2) + "|",
     ]
-    buckets = [b for b in BUCKET_NAMES if b != "revisits"]
     for name, values in collapse.items():
         lines.append(
             f"| collapse: {name} frames | " + " | ".join(_cell(values[b], 2) for b in buckets) + " | - |"

@@ -211,13 +211,14 @@ def bundle(
         card = model_card(run, evaluation, name, hardware, notes)
 
     def write(tmp: Path) -> None:
-        for file in (CONFIG_NAME, WEIGHTS_NAME):
-            shutil.copy2(source / file, tmp / file)
-        if exact_gelu:
+        shutil.copy2(source / WEIGHTS_NAME, tmp / WEIGHTS_NAME)
+        if exact_gelu:  # the same weights under the exact activation
             config = json.loads((source / CONFIG_NAME).read_text())
             (tmp / CONFIG_NAME).write_text(
                 json.dumps({**config, "gelu": "exact"}, indent=2, sort_keys=True) + "\n"
             )
+        else:
+            shutil.copy2(source / CONFIG_NAME, tmp / CONFIG_NAME)
         (tmp / "README.md").write_text(card)
 
     return atomic_save_dir(write, BUNDLED_DIR / name)
