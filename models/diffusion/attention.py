@@ -253,6 +253,7 @@ class ContextDiTBlock(nn.Module):
         mask: torch.Tensor | None = None,
         prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
         reserve: int = 0,
+        out: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
         """Context tokens alone (they attend only to context), keeping their keys and values.
 
@@ -265,6 +266,8 @@ class ContextDiTBlock(nn.Module):
                 encoded earlier, which these tokens also attend to (frame-causal models only).
             reserve: scratch rows left after the keys/values for the denoised tokens
                 (see :meth:`forward_denoised`).
+            out: optional ``(keys, values)`` buffers of the returned shape to write into instead of
+                new ones (micro-batches writing their rows of one batch-wide buffer).
 
         Returns:
             ``(x_next or None, keys, values)``, each ``(B, heads, Np + Nc + reserve, D / heads)``: the
@@ -272,11 +275,14 @@ class ContextDiTBlock(nn.Module):
         """
         mod, (q, k, v) = self._qkv(x, cond)
         keys, values = k, v
-        if prefix is not None or reserve:
+        if prefix is not None or reserve or out is not None:
             start = 0 if prefix is None else prefix[0].shape[2]
             end = start + k.shape[2]
-            keys = k.new_empty(*k.shape[:2], end + reserve, k.shape[3])
-            values = v.new_empty(*v.shape[:2], end + reserve, v.shape[3])
+            if out is None:
+                keys = k.new_empty(*k.shape[:2], end + reserve, k.shape[3])
+                values = v.new_empty(*v.shape[:2], end + reserve, v.shape[3])
+            else:
+                keys, values = out
             keys[:, :, start:end], values[:, :, start:end] = k, v
             if prefix is not None:
                 keys[:, :, :start], values[:, :, :start] = prefix

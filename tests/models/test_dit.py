@@ -11,6 +11,7 @@ import torch
 from models.checkpoints import CheckpointError
 from models.diffusion import (
     DIT_SIZES,
+    ContextCache,
     DiTConfig,
     TokenBatch,
     VideoDiT,
@@ -19,6 +20,7 @@ from models.diffusion import (
     dit_config,
     frame_causal_mask,
 )
+from models.diffusion import dit as dit_module
 from models.strategies import CONTEXT, DENOISED
 from models.tokens import get_layout
 
@@ -276,6 +278,48 @@ def test_context_prefix_extension_equals_full_forward():
             model.encode_context(*parts["old"], origin, prefix=prefix)
         with pytest.raises(ValueError, match="frame-causal model"):
             perturbed_model(3).encode_context(*parts["new"], origin, prefix=prefix)
+
+
+@pytest.mark.parametrize("context_attention", ["bidirectional", "frame-causal"])
+def test_micro_batched_cpu_passes_equal_one_batch(monkeypatch, context_attention):
+    # On the CPU the cached passes run in micro-batches of whole samples (cache-sized products); the
+    # keys/values and predictions must be those of one batch-wide pass, prefix and reserve included.
+    model = perturbed_model(4, context_attention=context_attention)
+    batch = make_batch(3)
+    ctx = batch.role[0] == CONTEXT
+    frame_causal = context_attention == "frame-causal"
+    old = ctx & (batch.index[0, :, 0] < 14) if frame_causal else torch.zeros_like(ctx)
+    new = ctx & ~old
+    t = torch.where(batch.role == DENOISED, 0.4, 0.05)
+    uncond = torch.tensor([False, True, False])
+
+    def passes() -> tuple[ContextCache, torch.Tensor, int]:
+        calls = []
+        with monkeypatch.context() as patch, torch.no_grad():
+            for name in ("_context_blocks", "_denoised_blocks"):
+                method = getattr(VideoDiT, name)
+                patch.setattr(VideoDiT, name, lambda *a, method=method: calls.append(1) or method(*a))
+            origin = model.frame_origin(batch.index)
+            parts = {name: (batch.x[:, m], batch.index[:, m], t[:, m], batch.action[:, m]) for name, m in
+                     (("old", old), ("new", new))}  # fmt: skip
+            prefix = model.encode_context(*parts["old"], origin, uncond) if frame_causal else None
+            cache = model.encode_context(
+                *parts["new"], origin, uncond, reserve=int((~ctx).sum()), prefix=prefix
+            )
+            den = model.forward_denoised(
+                batch.x[:, ~ctx], batch.index[:, ~ctx], t[:, ~ctx], batch.action[:, ~ctx], cache, uncond
+            )
+        return cache, den, len(calls)
+
+    whole, whole_den, whole_calls = passes()
+    monkeypatch.setattr(dit_module, "CPU_CONTEXT_ROWS", 1)  # one sample per micro-batch
+    split, split_den, split_calls = passes()
+    assert (whole_calls, split_calls) == (2 + frame_causal, 3 * (2 + frame_causal))
+    n = whole.length
+    for a, b in zip(whole.keys + whole.values, split.keys + split.values, strict=True):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a[:, :, :n], b[:, :, :n], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(split_den, whole_den, rtol=1e-5, atol=1e-5)
 
 
 def test_padding_is_ignored():
