@@ -1,7 +1,8 @@
 """`millivid bench` entries of the open-loop rollout: frames/s per strategy, FLOP utilisation, caching.
 
-Speed does not depend on the weights, so the entries run a randomly initialised ``cpu``-size DiT on
-the ``loopcraft-64`` CPU preset (latents only: no autoencoder). One torch thread (per-core rates, as
+Speed does not depend on the weights, so the entries run a randomly initialised DiT of the bundled
+env checkpoint's architecture (its ``config.json``: size, context attention, GELU) on the
+``loopcraft-64`` CPU preset (latents only: no autoencoder). One torch thread (per-core rates, as
 the other entries); wall-clock and CPU-time rates are both reported because the machines are shared.
 
 Model FLOP utilisation = counted model FLOPs (``torch.utils.flop_counter`` through
@@ -44,12 +45,18 @@ def matmul_peak(seconds: float = 1.0) -> float:
 
 
 def _model() -> VideoDiT:
+    """The architecture of the env's bundled diffusion checkpoint (its ``config.json``), random weights."""
+    import json
+
     import torch
 
-    from models.diffusion import VideoDiT, dit_config
+    from millivid_env.registration import ENV_CHECKPOINT
+    from models.checkpoints import CONFIG_NAME, resolve_checkpoint
+    from models.diffusion import DiTConfig, VideoDiT
 
+    config = json.loads((resolve_checkpoint(ENV_CHECKPOINT) / CONFIG_NAME).read_text())
     torch.manual_seed(0)
-    return VideoDiT(dit_config("cpu")).eval()
+    return VideoDiT(DiTConfig(**config)).eval()
 
 
 def _inputs(batch: int, name: str) -> tuple[Strategy, torch.Tensor, torch.Tensor, int, int]:
@@ -115,9 +122,8 @@ def bench_rollout() -> Results:
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
                 frames = batch * (end - start)
                 flops = rollout_flops(model, strategy, batch, start, end)
-                note = (
-                    f"{end - start} frames x {batch} videos, {SAMPLER_STEPS} sampler steps, cpu DiT, 1 thread"
-                )
+                steps = f"{SAMPLER_STEPS} sampler steps"
+                note = f"{end - start} frames x {batch} videos, {steps}, bundled DiT architecture, 1 thread"
                 key = f"{name}_b{batch}"
                 out[key] = result(frames / wall, "frames/s", note=note)
                 out[f"{key}_per_cpu_s"] = result(frames / cpu, "frames/CPU-s", note=note)

@@ -1,4 +1,4 @@
-"""MilliVid-Loopcraft-v1 against the Gymnasium / SB3 contracts: checkers, spaces, errors, rendering."""
+"""MilliVid-Loopcraft-v2 against the Gymnasium / SB3 contracts: checkers, spaces, errors, rendering."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from millivid_env.registration import ENV_CHECKPOINT, FAST_CHECKPOINT, FAST_ENV_ID, MILLIVID_VARIANTS
+from millivid_env.registration import (
+    DEFAULT_ENV_ID,
+    ENV_CHECKPOINT,
+    FAST_CHECKPOINT,
+    FAST_ENV_ID,
+    LANDMARK_ENV_ID,
+    MILLIVID_VARIANTS,
+)
 from millivid_env.world_model_env import MilliVidEnv
 from models.checkpoints import CheckpointError
 
@@ -27,15 +34,23 @@ def test_registered_with_vector_entry_point(env_id):
     expected = FAST_CHECKPOINT if env_id == FAST_ENV_ID else ENV_CHECKPOINT
     assert spec.kwargs["checkpoint"] == expected and spec.kwargs["sampler_endpoint"] is False
     assert spec.kwargs["context_noise"] == 0.25
-    assert (
-        gym.spec("MilliVid-Loopcraft-Fast-v1").kwargs["sampling_steps"]
-        < gym.spec(IDS[0]).kwargs["sampling_steps"]
-    )
+    assert gym.spec(FAST_ENV_ID).kwargs["sampling_steps"] < gym.spec(IDS[0]).kwargs["sampling_steps"]
 
 
-def test_superseded_version_names_the_current_one():
-    with pytest.raises(gym.error.DeprecatedEnv, match="MilliVid-Loopcraft-Fast-v1"):
-        gym.make("MilliVid-Loopcraft-Fast-v0")
+@pytest.mark.parametrize(
+    ("old", "current"),
+    [
+        ("MilliVid-Loopcraft-v1", DEFAULT_ENV_ID),
+        ("MilliVid-Loopcraft-v0", DEFAULT_ENV_ID),
+        ("MilliVid-Loopcraft-Fast-v0", FAST_ENV_ID),
+        ("MilliVid-Loopcraft-Fast-v1", FAST_ENV_ID),
+        ("MilliVid-Loopcraft-Landmark-v1", LANDMARK_ENV_ID),
+    ],
+)
+def test_superseded_version_names_the_current_one(old, current):
+    assert old != current
+    with pytest.raises(gym.error.DeprecatedEnv, match=current):
+        gym.make(old)
 
 
 @pytest.mark.parametrize("env_id", IDS)
@@ -94,7 +109,7 @@ def test_bad_constructor_arguments(tiny_model):
 
 
 def test_bundled_default_checkpoints_step():
-    env = gym.make("MilliVid-Loopcraft-Fast-v1")
+    env = gym.make(FAST_ENV_ID)
     obs, info = env.reset(seed=0)
     obs, *_ = env.step(0)
     assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8 and 20 < obs.mean() < 235
@@ -105,10 +120,10 @@ def test_missing_checkpoints_give_the_loader_error(tiny_model, tmp_path, monkeyp
     monkeypatch.setattr("models.checkpoints.BUNDLED_DIR", tmp_path / "no-bundled-models")
     monkeypatch.setattr("models.world_model._CACHE", {})
     with pytest.raises(CheckpointError, match="unknown checkpoint 'loopcraft-64.*Bundled checkpoints"):
-        gym.make("MilliVid-Loopcraft-v1")
+        gym.make("MilliVid-Loopcraft-v2")
     with pytest.raises(CheckpointError, match="unknown checkpoint 'no-such-model'"):
         gym.make(
-            "MilliVid-Loopcraft-v1", checkpoint="no-such-model", autoencoder=tiny_model.kwargs["autoencoder"]
+            "MilliVid-Loopcraft-v2", checkpoint="no-such-model", autoencoder=tiny_model.kwargs["autoencoder"]
         )
 
 
@@ -140,7 +155,7 @@ def test_keys_to_action_for_gymnasium_play(make_env):
 
 
 def test_import_does_not_load_torch():
-    code = "import sys, millivid_env, gymnasium as gym; gym.spec('MilliVid-Loopcraft-v1')\n"
+    code = "import sys, millivid_env, gymnasium as gym; gym.spec('MilliVid-Loopcraft-v2')\n"
     code += "print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
