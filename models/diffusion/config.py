@@ -32,10 +32,11 @@ class DiTConfig:
             past frames do not change when newer context is added; see
             :mod:`models.diffusion.attention`). Denoised tokens attend to everything either way.
         gelu: MLP activation: ``tanh`` (the tanh approximation, what the bundled models were trained
-            with) or ``exact`` (erf). They differ by at most 4.7e-4; PyTorch's CPU kernel of the exact
-            GELU is ~5x faster on large tensors, which makes batched passes a few percent faster
-            (measured: 5.5% per batched env step at N = 32, nothing for a single env). A ``tanh``-trained
-            model can be run ``exact`` (``python -m models.bundle --exact-gelu``).
+            with) or ``exact`` (erf, what they run with since the v2 bundle). They differ by at most
+            4.7e-4; PyTorch's CPU kernel of the exact GELU is ~5x faster on large tensors, which makes
+            batched passes faster (measured: 10% less CPU time per batched env step at N = 32, 8% at
+            N = 8, nothing for a single env; BENCHMARKS.md). A ``tanh``-trained model can be run
+            ``exact`` (``python -m models.bundle --exact-gelu``).
     """
 
     layout: str = "loopcraft-64"

@@ -47,8 +47,8 @@ _GELU_APPROXIMATE = {"tanh": "tanh", "exact": "none"}
 CPU_CONTEXT_ROWS = 1024
 
 
-def _context_micro_batch(x: torch.Tensor) -> int:
-    """Samples per micro-batch of the context pass of ``x (B, Nc, C)``.
+def _micro_batch(x: torch.Tensor) -> int:
+    """Samples per micro-batch of a cached pass (context or denoised) over ``x (B, N, C)``.
 
     All of them unless on the CPU without gradients (training keeps one graph; GPUs want the largest
     products).
@@ -78,6 +78,12 @@ class ContextCache:
     origin: torch.Tensor
     length: int
     frames: torch.Tensor
+
+    def rows(self, rows: slice) -> ContextCache:
+        """The cache of samples ``rows`` (views: writes into the key/value buffers are shared)."""
+        keys = [k[rows] for k in self.keys]
+        values = [v[rows] for v in self.values]
+        return ContextCache(keys, values, self.origin[rows], self.length, self.frames[rows])
 
 
 class VideoDiT(
@@ -274,7 +280,7 @@ class VideoDiT(
                 values.append(torch.cat([v, v.new_empty(room)], dim=2) if reserve else v)
         else:
             batch = x.shape[0]
-            step = _context_micro_batch(x)
+            step = _micro_batch(x)
             for start in range(0, batch, step):
                 rows = slice(start, start + step)
                 part = [p if p is None else (p[0][rows], p[1][rows]) for p in pre]
@@ -350,32 +356,32 @@ class VideoDiT(
             float32 ``(B, Nd, C)`` v predictions.
         """
         batch = x.shape[0]
-        step = _context_micro_batch(x)
+        step = _micro_batch(x)
         if step >= batch:
-            return self._denoised_blocks(
-                x, index, t, action, cache.origin, cache.keys, cache.values, cache.length, uncond
-            )
+            return self._denoised_blocks(x, index, t, action, cache, uncond)
         out = x.new_empty(x.shape, dtype=torch.float32)
         for start in range(0, batch, step):
             rows = slice(start, start + step)
+            part_uncond = None if uncond is None else uncond[rows]
             out[rows] = self._denoised_blocks(
-                x[rows],
-                index[rows],
-                t[rows],
-                action[rows],
-                cache.origin[rows],
-                [k[rows] for k in cache.keys],
-                [v[rows] for v in cache.values],
-                cache.length,
-                None if uncond is None else uncond[rows],
+                x[rows], index[rows], t[rows], action[rows], cache.rows(rows), part_uncond
             )
         return out
 
-    def _denoised_blocks(self, x, index, t, action, origin, keys, values, length, uncond):
+    def _denoised_blocks(
+        self,
+        x: torch.Tensor,
+        index: torch.Tensor,
+        t: torch.Tensor,
+        action: torch.Tensor,
+        cache: ContextCache,
+        uncond: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The v predictions ``(b, Nd, C)`` of one micro-batch (see :meth:`forward_denoised`)."""
         cond = self.condition(t, index[..., 1], action, uncond)
-        h = self.embed(x, index, origin)
-        for block, k, v in zip(self.blocks, keys, values, strict=True):
-            h = block.forward_denoised(h, cond, k, v, length)
+        h = self.embed(x, index, cache.origin)
+        for block, k, v in zip(self.blocks, cache.keys, cache.values, strict=True):
+            h = block.forward_denoised(h, cond, k, v, cache.length)
         return self._output(h, cond)
 
     @classmethod
