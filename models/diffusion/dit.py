@@ -39,11 +39,12 @@ __all__ = ["DIT_SIZES", "ContextCache", "DiTConfig", "VideoDiT", "dit_config"]
 _GELU_APPROXIMATE = {"tanh": "tanh", "exact": "none"}
 
 
-#: Rows (samples x context tokens) of one micro-batch of the context pass on the CPU. Beyond about a
-#: thousand rows the ``(rows, width)`` activations of the cpu-size model stop fitting in the core's
-#: cache and its matrix products drop from ~90% to ~70% of the matmul peak. Splitting the batch
-#: keeps each sample's tokens together, so the results are the same up to float rounding (the frames
-#: of a batched env step were bitwise equal); a step of 32 envs took 18% less CPU time (8 envs: same).
+#: Rows (samples x tokens) of one micro-batch of the cached passes (context and denoising) on the CPU.
+#: Beyond about a thousand rows the ``(rows, width)`` activations of the cpu-size model stop fitting in
+#: the core's cache and its matrix products drop from ~90% to ~70% of the matmul peak. Splitting the
+#: batch keeps each sample's tokens together, so the results are the same up to float rounding (the
+#: frames of batched env steps were bitwise equal); a batched step of 32 envs took 14-18% less CPU
+#: time (8 envs: the same; BENCHMARKS.md).
 CPU_CONTEXT_ROWS = 1024
 
 
@@ -297,13 +298,13 @@ class VideoDiT(
                     reserve,
                     out,
                 )
-                if not keys and step < batch:  # batch-wide buffers, shaped after the first micro-batch
+                if step >= batch:  # one pass: its buffers are the cache
+                    keys, values = part_keys, part_values
+                elif not keys:  # batch-wide buffers shaped after the first micro-batch, which is copied in
                     for k, v in zip(part_keys, part_values, strict=True):
                         keys.append(k.new_empty(batch, *k.shape[1:]))
                         values.append(v.new_empty(batch, *v.shape[1:]))
                         keys[-1][rows], values[-1][rows] = k, v
-                elif not keys:
-                    keys, values = part_keys, part_values
         n = frames.shape[1]
         return ContextCache(keys, values, origin, n, frames)
 
