@@ -117,14 +117,12 @@ def test_bench_table_marks_missed_targets() -> None:
 def test_rollout_bench_model_is_the_bundled_architecture() -> None:
     # Speed depends on the architecture (width, depth, context attention, GELU), so the rollout
     # entries measure the one the env ships, with random weights.
-    import json
-
     from evaluation.bench.rollout_bench import _model
     from millivid_env.registration import ENV_CHECKPOINT
-    from models.checkpoints import CONFIG_NAME, resolve_checkpoint
+    from models.checkpoints import read_config, resolve_checkpoint
     from models.diffusion import DiTConfig
 
-    bundled = DiTConfig(**json.loads((resolve_checkpoint(ENV_CHECKPOINT) / CONFIG_NAME).read_text()))
+    bundled = read_config(resolve_checkpoint(ENV_CHECKPOINT), DiTConfig)
     model = _model()
     assert model.config == bundled and not model.training
     assert bundled.gelu == "exact"

@@ -46,17 +46,15 @@ def matmul_peak(seconds: float = 1.0) -> float:
 
 def _model() -> VideoDiT:
     """The architecture of the env's bundled diffusion checkpoint (its ``config.json``), random weights."""
-    import json
-
     import torch
 
     from millivid_env.registration import ENV_CHECKPOINT
-    from models.checkpoints import CONFIG_NAME, resolve_checkpoint
+    from models.checkpoints import read_config, resolve_checkpoint
     from models.diffusion import DiTConfig, VideoDiT
 
-    config = json.loads((resolve_checkpoint(ENV_CHECKPOINT) / CONFIG_NAME).read_text())
+    config = read_config(resolve_checkpoint(ENV_CHECKPOINT), DiTConfig)
     torch.manual_seed(0)
-    return VideoDiT(DiTConfig(**config)).eval()
+    return VideoDiT(config).eval()
 
 
 def _inputs(batch: int, name: str) -> tuple[Strategy, torch.Tensor, torch.Tensor, int, int]:
