@@ -14,6 +14,7 @@ written (see docs/evaluation.md).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="noise time in [0, 1) the context latents are shown at (models trained with context noise; "
         "default 0 = clean, the paper)",
     )
+    parser.add_argument(
+        "--guidance-scale",
+        type=float,
+        default=1.0,
+        help="classifier-free guidance scale of the sampler (default 1.0 = none, the paper; > 1 doubles "
+        "the model work per step)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--lpips", choices=LPIPS_CHOICES, default="auto", help="LPIPS variant (default auto)")
     parser.add_argument(
@@ -111,6 +119,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if not 0.0 <= args.context_noise < 1.0:
         raise ValueError(f"--context-noise must lie in [0, 1) (0 = clean context), got {args.context_noise}")
+    if not (math.isfinite(args.guidance_scale) and args.guidance_scale > 0):
+        raise ValueError(
+            f"--guidance-scale must be a finite number > 0 (1 = none), got {args.guidance_scale}"
+        )
     protocol = get_protocol(args.protocol, args.context, args.frames)
     systems = resolve_systems(
         args.systems,
@@ -130,6 +142,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         alexnet_weights=args.alexnet_weights, frechet=args.frechet, strips=args.strips,
         strip_tolerance=RevisitTolerance(args.revisit_distance, args.revisit_yaw, args.revisit_gap),
         allow_strategy_mismatch=args.allow_strategy_mismatch, context_noise=args.context_noise,
+        guidance_scale=args.guidance_scale,
     )  # fmt: skip
     evaluation = Evaluation(protocol, systems, test_set, args.out, settings, progress=not args.no_progress)
     evaluation.run()

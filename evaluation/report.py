@@ -35,6 +35,11 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _guidance(scale: float) -> str:
+    """The report's words for the sampler's classifier-free guidance scale."""
+    return "no guidance" if scale == 1.0 else f"classifier-free guidance scale {scale:g}"
+
+
 def metric_meta(evaluation: Evaluation) -> dict[str, dict[str, Any]]:
     """Label and direction of every reported metric (the LPIPS and Fréchet variants named)."""
     n = len(evaluation.test_set)
@@ -165,7 +170,8 @@ def markdown(document: dict[str, Any]) -> str:
         f"from `{document['test_set']['root']}`; {p['resolution']}x{p['resolution']} frames.",
         f"- {p['context']} ground-truth context frames, then {p['horizon']} frames generated open loop with "
         f"the ground-truth actions; sampling: {document['sampling']['steps']} steps, seed "
-        f"{document['sampling']['seed']}, no guidance"
+        f"{document['sampling']['seed']}, "
+        + _guidance(document["sampling"].get("guidance_scale", 1.0))
         + (
             f", context shown at noise time {document['sampling']['context_noise']}."
             if document["sampling"].get("context_noise")

@@ -65,6 +65,7 @@ class EvaluationSettings:
         strip_tolerance: what counts as a revisit of a context pose for the strips.
         allow_strategy_mismatch: evaluate checkpoints trained for another strategy.
         context_noise: noise time the context latents are presented at (0 = clean, the paper).
+        guidance_scale: classifier-free guidance scale of the sampler (1.0 = none, the paper).
         metric_cache_mb: memory for the true frames' LPIPS features of the videos in progress (reused
             by every entry; what does not fit is recomputed). Not part of the config: results do not
             depend on it.
@@ -81,6 +82,7 @@ class EvaluationSettings:
     strip_tolerance: RevisitTolerance = field(default_factory=lambda: RevisitTolerance(1.0, 15.0, 32))
     allow_strategy_mismatch: bool = False
     context_noise: float = 0.0
+    guidance_scale: float = 1.0
     metric_cache_mb: int = 1024
 
 
@@ -226,7 +228,7 @@ class Evaluation:
             "sampling": {
                 "steps": s.steps,
                 "seed": s.seed,
-                "guidance_scale": 1.0,
+                "guidance_scale": s.guidance_scale,
                 **({"context_noise": s.context_noise} if s.context_noise else {}),
             },
             "metrics": {
@@ -346,7 +348,7 @@ class Evaluation:
             start = time.perf_counter()
             generated = imagine(
                 world, frames, actions[:, :c], actions[:, c:], spec.strategy, self.settings.steps, generators,
-                context_t=self.settings.context_noise,
+                context_t=self.settings.context_noise, guidance_scale=self.settings.guidance_scale,
             )  # fmt: skip
             seconds = (time.perf_counter() - start) / len(batch)
             for k, out in zip(batch, generated, strict=True):

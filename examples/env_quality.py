@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--sampling-steps", type=int, default=DEFAULT_SAMPLING_STEPS)
     parser.add_argument("--sampler-endpoint", action="store_true", help="also evaluate at t = 0")
     parser.add_argument("--context-noise", type=float, default=0.0, help="env kwarg context_noise")
+    parser.add_argument("--guidance-scale", type=float, default=1.0, help="env kwarg guidance_scale")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True, help="JSON file of the per-frame scores and the summary")
     args = parser.parse_args()
@@ -53,6 +54,7 @@ def main() -> None:
         sampling_steps=args.sampling_steps,
         sampler_endpoint=args.sampler_endpoint,
         context_noise=args.context_noise,
+        guidance_scale=args.guidance_scale,
     )
     distance = StLpipsAlex()  # the evaluation's ST-LPIPS-Alex (`millivid evaluate`)
     scores: dict[str, list[list[float]]] = {"lpips": [], "psnr": []}

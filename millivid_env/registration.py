@@ -33,7 +33,7 @@ LANDMARK_ENV_ID = "MilliVid-Loopcraft-Landmark-v2"
 #: the grid of 4 (the skipped one moves the latents by less than 1e-3). The remembered latents are shown
 #: to the model at noise time 0.25 (`context_noise`; the models were trained with context noise up to
 #: 0.3): measured closer to the true frames (docs/results/env-quality/report.md).
-_V1 = {"autoencoder": "loopcraft-64", "sampler_endpoint": False, "context_noise": 0.25}
+_V1 = {"autoencoder": "loopcraft-64", "sampler_endpoint": False, "context_noise": 0.25, "guidance_scale": 1.0}
 MILLIVID_VARIANTS: dict[str, dict[str, object]] = {
     DEFAULT_ENV_ID: {**_V1, "checkpoint": ENV_CHECKPOINT, "sampling_steps": 7},
     FAST_ENV_ID: {**_V1, "checkpoint": FAST_CHECKPOINT, "sampling_steps": 3},
@@ -51,7 +51,7 @@ MILLIVID_TASK_VARIANTS: dict[str, dict[str, object]] = {
 }
 
 #: The kwargs of a variant that set how frames are sampled (not which models).
-SAMPLER_KWARGS = ("sampling_steps", "sampler_endpoint", "context_noise")
+SAMPLER_KWARGS = ("sampling_steps", "sampler_endpoint", "context_noise", "guidance_scale")
 
 
 def sampler_options(env_id: str) -> dict[str, object]:

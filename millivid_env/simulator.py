@@ -10,6 +10,7 @@ the memories and decodes level 0 in one autoencoder call.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -57,6 +58,10 @@ class StreamingSimulator:
             raise ValueError(f"sampling_steps must be a positive int, got {sampling_steps!r}")
         self.world_model = world_model
         self.sampling_steps = int(sampling_steps)
+        if not (math.isfinite(float(guidance_scale)) and float(guidance_scale) > 0):
+            raise ValueError(
+                f"guidance_scale must be a finite number > 0 (1.0 = no guidance), got {guidance_scale!r}"
+            )
         self.guidance_scale = float(guidance_scale)
         self.endpoint = bool(endpoint)
         if not 0.0 <= float(context_noise) <= 1.0:

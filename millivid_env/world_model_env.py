@@ -30,6 +30,7 @@ DEFAULT_CHECKPOINT = str(MILLIVID_VARIANTS[DEFAULT_ENV_ID]["checkpoint"])
 DEFAULT_SAMPLING_STEPS = int(MILLIVID_VARIANTS[DEFAULT_ENV_ID]["sampling_steps"])  # type: ignore[call-overload]
 DEFAULT_SAMPLER_ENDPOINT = bool(MILLIVID_VARIANTS[DEFAULT_ENV_ID]["sampler_endpoint"])
 DEFAULT_CONTEXT_NOISE = float(MILLIVID_VARIANTS[DEFAULT_ENV_ID]["context_noise"])  # type: ignore[arg-type]
+DEFAULT_GUIDANCE_SCALE = float(MILLIVID_VARIANTS[DEFAULT_ENV_ID]["guidance_scale"])  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,9 @@ class MilliVidEnv(gym.Env):
     - `context_noise`: noise time at which the memory's latents are shown to the model (default 0.25;
       0.0 is clean, as the paper; the bundled models were trained with context noise up to 0.3, and
       0.25 measured closer to the true frames than 0, docs/results/env-quality/report.md).
+    - `guidance_scale`: classifier-free guidance scale of the sampler (1.0: none; above 1 pushes each
+      frame further towards what the memory and the action imply, at the cost of a second,
+      unconditional model branch: about 1.3x the time per frame).
     - `context_frames`: real frames of the starting walk (at least 85, the memory's depth).
     - `ground_truth`: step a `Loopcraft-v0` twin alongside (see Info).
     - `render_mode`: `"rgb_array"` (the observation) or `"human"` (pygame window; the ground truth is
@@ -197,6 +201,7 @@ class MilliVidEnv(gym.Env):
         shaping: float | None = None,
         sampler_endpoint: bool = DEFAULT_SAMPLER_ENDPOINT,
         context_noise: float = DEFAULT_CONTEXT_NOISE,
+        guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
     ) -> None:
         """Load the world model (once per process) and build the spaces; see the class docstring."""
         self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
@@ -213,14 +218,16 @@ class MilliVidEnv(gym.Env):
             shaping=shaping,
             sampler_endpoint=sampler_endpoint,
             context_noise=context_noise,
+            guidance_scale=guidance_scale,
         )
         self.world_model = WorldModel.load(autoencoder, checkpoint, device)
         self.reward_model = latent_reward_or_none(reward_head, self.world_model, success_threshold, shaping)
         self._distance = float("inf")
         self._judgement: tuple[bool, float] | None = None
         self.simulator = StreamingSimulator(
-            self.world_model, 1, sampling_steps, endpoint=sampler_endpoint, context_noise=context_noise
-        )
+            self.world_model, 1, sampling_steps, endpoint=sampler_endpoint,
+            context_noise=context_noise, guidance_scale=guidance_scale,
+        )  # fmt: skip
         self.context_frames = check_context_frames(context_frames, self.simulator.min_context)
         self.ground_truth = bool(ground_truth)
         size = self.world_model.layout.image_size
@@ -339,6 +346,7 @@ class MilliVidEnv(gym.Env):
             generator=generator,
             endpoint=self.simulator.endpoint,
             context_t=self.simulator.context_noise,
+            guidance_scale=self.simulator.guidance_scale,
         )
 
     # ------------------------------------------------------------------ branching

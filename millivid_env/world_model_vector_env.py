@@ -27,6 +27,7 @@ from millivid_env.world_model_env import (
     DEFAULT_AUTOENCODER,
     DEFAULT_CHECKPOINT,
     DEFAULT_CONTEXT_NOISE,
+    DEFAULT_GUIDANCE_SCALE,
     DEFAULT_SAMPLER_ENDPOINT,
     DEFAULT_SAMPLING_STEPS,
     episode_info,
@@ -63,6 +64,7 @@ class MilliVidVectorEnv(VectorEnv):
         sampling_steps: sampler evaluations per sub-step.
         sampler_endpoint: the sampler's last evaluation is at noise time 0 (see the single env).
         context_noise: noise time of the remembered latents shown to the model (see the single env).
+        guidance_scale: classifier-free guidance scale of the sampler (see the single env).
         context_frames: real frames of each starting walk (>= 85).
         ground_truth: step a ``Loopcraft-v0`` twin per sub-env (``info["ground_truth"]``, ``info["pose"]``).
         render_mode: None or ``"rgb_array"`` (``render()`` returns a tuple of the sub-envs' frames).
@@ -90,6 +92,7 @@ class MilliVidVectorEnv(VectorEnv):
         shaping: float | None = None,
         sampler_endpoint: bool = DEFAULT_SAMPLER_ENDPOINT,
         context_noise: float = DEFAULT_CONTEXT_NOISE,
+        guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
     ) -> None:
         """Load the model (once per process) and build the batched spaces; see the class docstring."""
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
@@ -105,8 +108,9 @@ class MilliVidVectorEnv(VectorEnv):
         self.world_model = WorldModel.load(autoencoder, checkpoint, device)
         self.reward_model = latent_reward_or_none(reward_head, self.world_model, success_threshold, shaping)
         self.simulator = StreamingSimulator(
-            self.world_model, num_envs, sampling_steps, endpoint=sampler_endpoint, context_noise=context_noise
-        )
+            self.world_model, num_envs, sampling_steps, endpoint=sampler_endpoint,
+            context_noise=context_noise, guidance_scale=guidance_scale,
+        )  # fmt: skip
         self.context_frames = check_context_frames(context_frames, self.simulator.min_context)
         self.ground_truth = bool(ground_truth)
         size = self.world_model.layout.image_size

@@ -160,6 +160,10 @@ class HierarchicalAutoencoder(
         return load_autoencoder(pretrained_model_name_or_path, device=map_location, revision=revision)
 
     # ------------------------------------------------------------------ encoder
+    def encoder_modules(self) -> list[nn.Module]:
+        """The modules that map images to latents (their weights define the latent space)."""
+        return [self.patch_in, self.enc_level, self.encoder, self.to_latent]
+
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """Encode validated images.
 

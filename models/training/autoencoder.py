@@ -47,6 +47,8 @@ class TrainConfig:
     size: str = "cpu"
     variant: str = "hierarchical"
     refine_channels: int | None = None
+    init_from: str | None = None
+    freeze_encoder: bool = False
     perceptual_weight: float = 0.05
     perceptual_samples: int = 8
     all_levels: bool = False
@@ -103,6 +105,21 @@ def evaluate(model: HierarchicalAutoencoder, images: torch.Tensor, batch: int = 
     return out
 
 
+def _initialise_from(model: HierarchicalAutoencoder, checkpoint: str) -> None:
+    """Copy the weights of an autoencoder checkpoint of the same architecture."""
+    from models.checkpoints import load_autoencoder
+
+    source = load_autoencoder(checkpoint)
+    mine, theirs = asdict(model.config), asdict(source.config)
+    if mine != theirs:
+        diff = {k: (theirs[k], mine[k]) for k in mine if theirs[k] != mine[k]}
+        raise ValueError(
+            f"--init-from {checkpoint}: its architecture differs from the requested one (checkpoint vs "
+            f"requested: {diff}); pass the --size/--variant/--refine-channels it was trained with"
+        )
+    model.load_state_dict(source.state_dict())
+
+
 def _to_images(frames: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(frames).to(device).permute(0, 3, 1, 2).float().div_(255.0)
 
@@ -127,6 +144,18 @@ def train(cfg: TrainConfig, ctx: Dist | None = None) -> dict[str, float]:
             f"{run_dir} holds a run of another architecture ({state['model_config']}); "
             "use a new --out directory or the same --size/--variant/--refine-channels"
         )
+    if state is None and cfg.init_from:
+        _initialise_from(model, cfg.init_from)
+    if cfg.freeze_encoder:
+        if not (cfg.init_from or state is not None):
+            raise ValueError(
+                "--freeze-encoder keeps the encoder as it is, so it needs trained weights: pass "
+                "--init-from CHECKPOINT (or resume a run folder)"
+            )
+        # Frozen parameters get no gradient, so neither optimiser touches them (no update, no weight
+        # decay) and DDP does not synchronise them: the latent space stays bit-identical.
+        for module in model.encoder_modules():
+            module.requires_grad_(False)
     loop = TrainingLoop(
         ctx,
         run_dir,

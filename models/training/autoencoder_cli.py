@@ -32,6 +32,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--refine-channels", type=int, default=None, help="conv refinement head width (0 = off)"
     )
     parser.add_argument(
+        "--init-from",
+        default=None,
+        metavar="CHECKPOINT",
+        help="fine-tune: start from this autoencoder's weights (same architecture) with a fresh "
+        "optimiser and schedule",
+    )
+    parser.add_argument(
+        "--freeze-encoder",
+        action="store_true",
+        help="train the decoder only: the encoder, and so the latent space, stays bit-identical, so "
+        "diffusion models and reward heads trained on its latents remain valid (needs --init-from)",
+    )
+    parser.add_argument(
         "--perceptual-weight", type=float, default=0.05, help="ST-LPIPS-Alex weight (0 = off)"
     )
     parser.add_argument(

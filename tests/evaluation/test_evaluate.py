@@ -134,18 +134,30 @@ def test_rerun_skips_everything_and_config_change_is_refused(tiny, monkeypatch, 
     assert "sampling.context_noise: None vs 0.25" in capsys.readouterr().err
     assert main(["evaluate", *tiny.common, "--context-noise", "1.5", "--out", str(tiny.out)]) == 2
     assert "--context-noise must lie in [0, 1) (0 = clean context), got 1.5" in capsys.readouterr().err
+    # So is the guidance scale (1.0, the default, was always written).
+    assert main(["evaluate", *tiny.common, *LOOSE, "--guidance-scale", "2", "--out", str(tiny.out)]) == 2
+    assert "sampling.guidance_scale: 1.0 vs 2.0" in capsys.readouterr().err
+    assert main(["evaluate", *tiny.common, "--guidance-scale", "0", "--out", str(tiny.out)]) == 2
+    assert "--guidance-scale must be a finite number > 0 (1 = none), got 0.0" in capsys.readouterr().err
 
 
-def test_context_noise_reaches_the_rollout(tiny, tmp_path, monkeypatch):
+def test_context_noise_and_guidance_reach_the_rollout(tiny, tmp_path, monkeypatch):
     seen = []
     real = runner.imagine
-    monkeypatch.setattr(runner, "imagine", lambda *a, **k: seen.append(k["context_t"]) or real(*a, **k))
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["context_t"], kwargs["guidance_scale"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "imagine", spy)
     out = tmp_path / "noisy"
-    assert main(["evaluate", *tiny.common, *LOOSE, "--context-noise", "0.25", "--out", str(out)]) == 0
-    assert seen and set(seen) == {0.25}
+    flags = ["--context-noise", "0.25", "--guidance-scale", "1.5"]
+    assert main(["evaluate", *tiny.common, *LOOSE, *flags, "--out", str(out)]) == 0
+    assert seen and set(seen) == {(0.25, 1.5)}
     report = json.loads((out / "report.json").read_text())
-    assert report["sampling"]["context_noise"] == 0.25
-    assert "context shown at noise time 0.25" in (out / "report.md").read_text()
+    assert report["sampling"]["context_noise"] == 0.25 and report["sampling"]["guidance_scale"] == 1.5
+    text = (out / "report.md").read_text()
+    assert "classifier-free guidance scale 1.5, context shown at noise time 0.25" in text
 
 
 def test_killed_evaluation_continues_where_it_stopped(tiny, tmp_path, monkeypatch):

@@ -106,6 +106,9 @@ def test_bad_constructor_arguments(tiny_model):
         MilliVidEnv(**tiny_model.kwargs, sampling_steps=0)
     with pytest.raises(ValueError, match=r"context_noise must lie in \[0, 1\]"):
         MilliVidEnv(**tiny_model.kwargs, context_noise=1.5)
+    for scale in (0.0, float("nan")):
+        with pytest.raises(ValueError, match=r"guidance_scale must be a finite number > 0"):
+            MilliVidEnv(**tiny_model.kwargs, guidance_scale=scale)
 
 
 def test_bundled_default_checkpoints_step():

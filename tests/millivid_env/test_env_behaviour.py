@@ -36,6 +36,20 @@ def test_context_noise_changes_frames_deterministically(make_env):
     assert np.array_equal(noisy[0], noisy[1]) and not np.array_equal(clean, noisy[0])
 
 
+def test_guidance_changes_frames_deterministically_and_imagine_uses_it(make_env):
+    actions = [0, 1, 2]
+    plain = rollout(make_env(), actions, seed=3)
+    guided = [make_env(guidance_scale=2.0) for _ in range(2)]
+    frames = [rollout(env, actions, seed=3) for env in guided]
+    assert np.array_equal(frames[0], frames[1]) and not np.array_equal(plain, frames[0])
+    assert guided[0].unwrapped.simulator.guidance_scale == 2.0
+    envs = (*guided, make_env())
+    for env in envs:
+        env.reset(seed=3)
+    imagined = [env.unwrapped.imagine([0, 0]) for env in envs]
+    assert np.array_equal(imagined[0], imagined[1]) and not np.array_equal(imagined[0], imagined[2])
+
+
 def test_memory_is_bounded_over_a_long_episode(make_env):
     env = make_env(sampling_steps=1, max_episode_steps=-1)
     env.reset(seed=0)

@@ -157,3 +157,25 @@ def test_extending_a_finished_run_rewarms_the_lr(tiny_dataset: Path, tmp_path: P
     # first sitting: cool-down to half at its last step; extension: 1/3, 2/3, 1 of the rate, then cool-down
     assert lrs[3] == pytest.approx(base * 0.5, rel=1e-4)
     assert [lrs[s] / base for s in (4, 5, 6, 7)] == pytest.approx([1 / 3, 2 / 3, 1.0, 0.5], rel=1e-4)
+
+
+def test_decoder_fine_tune_keeps_the_encoder_bit_identical(tiny_dataset: Path, tmp_path: Path):
+    train(tiny_config(tiny_dataset, tmp_path / "base", 2))
+    base = tmp_path / "base" / "checkpoint" / "model"
+    with pytest.raises(ValueError, match="--freeze-encoder keeps the encoder as it is.*--init-from"):
+        train(tiny_config(tiny_dataset, tmp_path / "cold", 1, freeze_encoder=True))
+    mismatch = r"--init-from .*architecture differs.*'variant': \('hierarchical', 'cascaded'\)"
+    with pytest.raises(ValueError, match=mismatch):
+        train(tiny_config(tiny_dataset, tmp_path / "other", 1, init_from=str(base), variant="cascaded"))
+    train(tiny_config(tiny_dataset, tmp_path / "tuned", 3, init_from=str(base), freeze_encoder=True))
+    before, after = weights(tmp_path / "base"), weights(tmp_path / "tuned")
+    encoder = ("patch_in.", "enc_level.", "encoder.", "to_latent.")
+    frozen = [k for k in before if k.startswith(encoder)]
+    trained = [k for k in before if not k.startswith(encoder)]
+    assert frozen and trained
+    assert all(torch.equal(before[k], after[k]) for k in frozen)
+    assert any(not torch.equal(before[k], after[k]) for k in trained)
+    # Resuming the fine-tune keeps the encoder frozen.
+    train(tiny_config(tiny_dataset, tmp_path / "tuned", 4, init_from=str(base), freeze_encoder=True))
+    resumed = weights(tmp_path / "tuned")
+    assert all(torch.equal(before[k], resumed[k]) for k in frozen)
