@@ -145,6 +145,7 @@ def sample(
     autocast: bool | None = None,
     reuse: ContextReuse | None = None,
     endpoint: bool = True,
+    eta: float = 0.0,
 ) -> torch.Tensor:
     """Generate the DENOISED tokens of a batch of token sets with the same structure.
 
@@ -167,6 +168,8 @@ def sample(
             ``sigma(0) = 5.5e-4`` times the predicted v, so False stops one time earlier
             (``t = 1 / steps``, see :meth:`CosineSchedule.timesteps`) and returns that evaluation's
             clean estimate: ``steps`` evaluations then do the work of ``steps + 1`` with the endpoint.
+        eta: stochasticity of the update (DDIM's eta): 0 moves deterministically along the predicted
+            noise; 1 replaces as much of it with fresh noise as ancestral (DDPM) sampling does.
 
     Returns:
         float32 ``(B, N, C)``: ``batch.x`` with the DENOISED tokens replaced by samples (the context
@@ -204,6 +207,12 @@ def sample(
     x_hat = torch.zeros(b, den.numel(), c, device=device)
     eps_hat = eps[:, den]
     times = schedule.timesteps(steps, endpoint=endpoint)
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must lie in [0, 1] (0 = deterministic), got {eta}")
+    # Share of the predicted noise replaced by fresh noise between consecutive times (DDIM's sigma_t(eta)
+    # over the next noise scale): eta * sqrt(1 - alpha_t^2 / alpha_next^2).
+    alphas = schedule.alpha_sigma(times)[0].double()
+    renoise = (eta * (1 - (alphas[:-1] / alphas[1:]) ** 2).clamp_min(0).sqrt()).tolist() if eta else []
     finite = []
     with _autocast(device, autocast):
         cache = None
@@ -213,7 +222,7 @@ def sample(
                 cache = model.encode_context(*context, reserve=den.numel())
             else:
                 cache = reuse.encode(model, *context, reserve=den.numel())
-        for t_k in times.tolist():
+        for k, t_k in enumerate(times.tolist()):
             t_den = torch.full((b, den.numel()), t_k, device=device)
             x_t = schedule.add_noise(x_hat, eps_hat, t_den)
             if cache is not None:
@@ -227,6 +236,10 @@ def sample(
                 v = v_uncond + guidance_scale * (v_cond - v_uncond)
             finite.append(torch.isfinite(v).all())
             x_hat, eps_hat = schedule.x_eps_from_v(x_t, v.float(), t_den)
+            if k < len(renoise):
+                r = renoise[k]
+                fresh = _noise((b, den.numel(), c), generator, device)
+                eps_hat = (1 - r * r) ** 0.5 * eps_hat + r * fresh
     ok = torch.stack(finite)
     if not bool(ok.all()):
         k = int(torch.nonzero(~ok)[0])

@@ -160,6 +160,26 @@ def test_guidance_changes_output_and_batch_rows_are_independent():
     torch.testing.assert_close(alone[0], plain[0], rtol=1e-5, atol=1e-5)
 
 
+def test_stochastic_updates_are_seeded_and_per_sample():
+    model, batch = perturbed_model(), make_batch(2)
+    den = batch.role == DENOISED
+    plain = sample(model, batch, steps=4, generator=[gen(0), gen(1)])
+    noisy = [sample(model, batch, steps=4, generator=[gen(0), gen(1)], eta=1.0) for _ in range(2)]
+    assert torch.equal(noisy[0], noisy[1]) and not torch.allclose(plain[den], noisy[0][den])
+    assert torch.equal(noisy[0][~den], batch.x[~den])
+    # One evaluation: nothing to re-noise, so eta changes nothing.
+    assert torch.equal(
+        sample(model, batch, steps=1, generator=gen(0), eta=1.0),
+        sample(model, batch, steps=1, generator=gen(0)),
+    )
+    # A sample's fresh noise comes from its own generator: the same alone as in the batch.
+    first = TokenBatch(batch.x[:1], batch.index[:1], batch.action[:1], batch.role[:1])
+    alone = sample(model, first, steps=4, generator=[gen(0)], eta=1.0)
+    torch.testing.assert_close(alone[0], noisy[0][0], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"eta must lie in \[0, 1\]"):
+        sample(model, batch, steps=2, eta=1.5)
+
+
 @pytest.mark.parametrize("use_cache", [True, False])
 def test_bf16_autocast_path(use_cache):
     # The CUDA path (bf16 autocast) exercised on the CPU: same result up to bf16 rounding.
