@@ -24,6 +24,7 @@ from models.training.common import (
     TrainingLoop,
     build_optimizers,
     init_distributed,
+    initialise_from,
     leave_distributed,
     load_run_state,
 )
@@ -105,21 +106,6 @@ def evaluate(model: HierarchicalAutoencoder, images: torch.Tensor, batch: int = 
     return out
 
 
-def _initialise_from(model: HierarchicalAutoencoder, checkpoint: str) -> None:
-    """Copy the weights of an autoencoder checkpoint of the same architecture."""
-    from models.checkpoints import load_autoencoder
-
-    source = load_autoencoder(checkpoint)
-    mine, theirs = asdict(model.config), asdict(source.config)
-    if mine != theirs:
-        diff = {k: (theirs[k], mine[k]) for k in mine if theirs[k] != mine[k]}
-        raise ValueError(
-            f"--init-from {checkpoint}: its architecture differs from the requested one (checkpoint vs "
-            f"requested: {diff}); pass the --size/--variant/--refine-channels it was trained with"
-        )
-    model.load_state_dict(source.state_dict())
-
-
 def _to_images(frames: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(frames).to(device).permute(0, 3, 1, 2).float().div_(255.0)
 
@@ -145,7 +131,10 @@ def train(cfg: TrainConfig, ctx: Dist | None = None) -> dict[str, float]:
             "use a new --out directory or the same --size/--variant/--refine-channels"
         )
     if state is None and cfg.init_from:
-        _initialise_from(model, cfg.init_from)
+        from models.checkpoints import load_autoencoder
+
+        source = load_autoencoder(cfg.init_from)
+        initialise_from(model, source, cfg.init_from, "--size/--variant/--refine-channels")
     if cfg.freeze_encoder:
         if not (cfg.init_from or state is not None):
             raise ValueError(

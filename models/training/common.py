@@ -19,7 +19,7 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,6 +40,33 @@ def split_params(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Paramete
     muon_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear) and m.weight.ndim == 2}
     params = [p for p in model.parameters() if p.requires_grad]
     return [p for p in params if id(p) in muon_ids], [p for p in params if id(p) not in muon_ids]
+
+
+def initialise_from(
+    model: nn.Module, source: nn.Module, checkpoint: str, flags: str, ignore: tuple[str, ...] = ()
+) -> None:
+    """Copy a loaded checkpoint's weights into ``model`` if their architectures (``config``) agree.
+
+    Args:
+        model: the model to initialise (has a dataclass ``config``).
+        source: the checkpoint's model (same kind).
+        checkpoint: its name or path (for the error).
+        flags: the command-line flags that set the architecture (for the error's fix).
+        ignore: config fields allowed to differ (e.g. an attention pattern a fine-tune changes).
+
+    Raises:
+        ValueError: the architectures differ; names the fields and the flags to pass.
+    """
+    mine, theirs = asdict(model.config), asdict(source.config)
+    for key in ignore:
+        mine.pop(key), theirs.pop(key)
+    if mine != theirs:
+        diff = {k: (theirs[k], mine[k]) for k in mine if theirs[k] != mine[k]}
+        raise ValueError(
+            f"--init-from {checkpoint}: its architecture differs from the requested one (checkpoint vs "
+            f"requested: {diff}); pass the {flags} it was trained with"
+        )
+    model.load_state_dict(source.state_dict())
 
 
 def build_optimizers(

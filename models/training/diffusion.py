@@ -28,6 +28,7 @@ from models.training.common import (
     TrainingLoop,
     build_optimizers,
     init_distributed,
+    initialise_from,
     leave_distributed,
     load_run_state,
 )
@@ -108,20 +109,6 @@ def _latents_identity(cfg: DiffusionTrainConfig) -> dict:
     return {"layout": info["layout"], "autoencoder_sha256": info.get("autoencoder", {}).get("weights_sha256")}
 
 
-def _initialise_from(model: VideoDiT, checkpoint: str) -> None:
-    """Copy the weights of a DiT checkpoint of the same architecture (attention pattern aside)."""
-    source = VideoDiT.from_pretrained(checkpoint)
-    mine, theirs = asdict(model.config), asdict(source.config)
-    mine.pop("context_attention"), theirs.pop("context_attention")
-    if mine != theirs:
-        diff = {k: (theirs[k], mine[k]) for k in mine if theirs[k] != mine[k]}
-        raise ValueError(
-            f"--init-from {checkpoint}: its architecture differs from the requested one (checkpoint vs "
-            f"requested: {diff}); pass the --size it was trained with"
-        )
-    model.load_state_dict(source.state_dict())
-
-
 def train(cfg: DiffusionTrainConfig, ctx: Dist | None = None) -> dict[str, float]:
     """Train (or resume) a diffusion run in ``cfg.out``.
 
@@ -145,7 +132,8 @@ def train(cfg: DiffusionTrainConfig, ctx: Dist | None = None) -> dict[str, float
     optimizers = build_optimizers(model, cfg.lr, cfg.muon_lr, cfg.weight_decay, cfg.optimizer)
     state = load_run_state(run_dir, model, optimizers)
     if state is None and cfg.init_from:
-        _initialise_from(model, cfg.init_from)
+        source = VideoDiT.from_pretrained(cfg.init_from)
+        initialise_from(model, source, cfg.init_from, "--size", ignore=("context_attention",))
     run_info = {
         "model_config": asdict(model_cfg),
         "strategy": cfg.strategy,
