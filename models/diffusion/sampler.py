@@ -209,10 +209,11 @@ def sample(
     times = schedule.timesteps(steps, endpoint=endpoint)
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must lie in [0, 1] (0 = deterministic), got {eta}")
-    # Share of the predicted noise replaced by fresh noise between consecutive times (DDIM's sigma_t(eta)
-    # over the next noise scale): eta * sqrt(1 - alpha_t^2 / alpha_next^2).
-    alphas = schedule.alpha_sigma(times)[0].double()
-    renoise = (eta * (1 - (alphas[:-1] / alphas[1:]) ** 2).clamp_min(0).sqrt()).tolist() if eta else []
+    # Share r of the next noise scale that is fresh noise (DDIM's sigma_t(eta) / sigma_next):
+    # r = eta * sqrt(1 - alpha_t^2 / alpha_next^2) / sigma_t, at most 1 since alpha_next <= 1.
+    alphas, sigmas = (a.double() for a in schedule.alpha_sigma(times))
+    ratio = (1 - (alphas[:-1] / alphas[1:]) ** 2).clamp_min(0).sqrt() / sigmas[:-1]
+    renoise = (eta * ratio.clamp_max(1)).tolist() if eta else []
     finite = []
     with _autocast(device, autocast):
         cache = None
