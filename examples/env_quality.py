@@ -21,7 +21,12 @@ import torch
 
 import millivid_env  # noqa: F401  (sets MKL_CBWR before torch computes)
 from evaluation.metrics import StLpipsAlex, psnr
-from millivid_env.world_model_env import DEFAULT_CHECKPOINT, DEFAULT_SAMPLING_STEPS, MilliVidEnv
+from millivid_env.world_model_env import (
+    DEFAULT_AUTOENCODER,
+    DEFAULT_CHECKPOINT,
+    DEFAULT_SAMPLING_STEPS,
+    MilliVidEnv,
+)
 from models.data import load_video
 
 BUCKET = 32
@@ -38,6 +43,7 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=128, help="true frames given at reset (>= 85)")
     parser.add_argument("--frames", type=int, default=128, help="frames stepped (a multiple of 32)")
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--autoencoder", default=DEFAULT_AUTOENCODER)
     parser.add_argument("--sampling-steps", type=int, default=DEFAULT_SAMPLING_STEPS)
     parser.add_argument("--sampler-endpoint", action="store_true", help="also evaluate at t = 0")
     parser.add_argument("--context-noise", type=float, default=0.0, help="env kwarg context_noise")
@@ -50,6 +56,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     env = MilliVidEnv(
         checkpoint=args.checkpoint,
+        autoencoder=args.autoencoder,
         device="cpu",
         sampling_steps=args.sampling_steps,
         sampler_endpoint=args.sampler_endpoint,
