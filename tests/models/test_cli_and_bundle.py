@@ -84,3 +84,10 @@ def test_bundle_writes_a_loadable_checkpoint_with_card(tiny_dataset, tmp_path, m
     assert "millivid train-autoencoder" in card and "--size tiny" in card and "| L3 (1) | 17.00 |" in card
     assert checkpoints.bundled_names() == ["test-64"]
     assert load_autoencoder("test-64").config.width == 32
+    # A decoder fine-tune's card names its starting point and the frozen encoder.
+    tuned = tmp_path / "tuned"
+    train(TrainConfig(data=str(tiny_dataset), out=str(tuned), size="tiny", batch_size=2, steps=1,
+                      perceptual_weight=0.0, eval_frames=2, device="cpu", init_from="test-64",
+                      freeze_encoder=True))  # fmt: skip
+    tuned_card = bundle_module.bundle(tuned, evaluation, "test-64-tuned", hardware="test") / "README.md"
+    assert "--init-from test-64 --freeze-encoder" in tuned_card.read_text()
