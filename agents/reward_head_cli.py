@@ -111,7 +111,7 @@ license: mit
 Predicts, from the coarse latents (levels {args.levels}) of one frame of the autoencoder
 `{args.autoencoder}`, whether the player is within {args.radius} blocks of a landmark (success:
 reward {metrics["task"]["success_reward"]}, episode ends) and how far the nearest landmark is.
-Used by `gym.make("MilliVid-Loopcraft-Landmark-v2", reward_head=...)`.
+Used by `gym.make("MilliVid-Loopcraft-Landmark-v3", reward_head=...)`.
 
 ## Training
 

@@ -1,7 +1,7 @@
 r"""`millivid train-agent`: PPO (stable-baselines3, ``CnnPolicy``) on a real or an imagined env.
 
     millivid train-agent --env Loopcraft-Landmark-v0 --steps 100000 --num-envs 4 --out runs/ppo-real
-    millivid train-agent --env MilliVid-Loopcraft-Landmark-v2 --steps 100000 --num-envs 8 \\
+    millivid train-agent --env MilliVid-Loopcraft-Landmark-v3 --steps 100000 --num-envs 8 \\
         --out runs/ppo-imagined --env-kwarg reward_head=runs/landmark-head
 
 Ids with a Gymnasium ``vector_entry_point`` (the world-model ids) are trained through their batched
@@ -106,7 +106,7 @@ def latest_checkpoint(out: Path) -> Path | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``millivid train-agent``."""
     parser.add_argument(
-        "--env", required=True, help="env id, e.g. Loopcraft-Landmark-v0 or MilliVid-Loopcraft-Landmark-v2"
+        "--env", required=True, help="env id, e.g. Loopcraft-Landmark-v0 or MilliVid-Loopcraft-Landmark-v3"
     )
     parser.add_argument("--steps", type=int, required=True, help="total env steps (all sub-envs together)")
     parser.add_argument("--num-envs", type=int, default=4, help="parallel episodes (default 4)")

@@ -1,7 +1,7 @@
 """Recall wrappers: measure, live, whether a world-model env remembers a place when the agent returns.
 
 :class:`RecallWrapper` wraps an env that carries a ground-truth shadow in ``info`` (the world-model env
-``MilliVid-Loopcraft-v2`` made with ``ground_truth=True``: ``info["ground_truth"] = {"frame": uint8
+``MilliVid-Loopcraft-v3`` made with ``ground_truth=True``: ``info["ground_truth"] = {"frame": uint8
 (R, R, 3), "pose": float32 (5,)}``). At every step it looks for an earlier step of the episode, at
 least ``min_gap`` steps back, whose true pose is within ``max_distance`` blocks and ``max_yaw``
 degrees of the current one (:mod:`evaluation.revisits`). On such a *revisit* it records
@@ -20,7 +20,7 @@ current step's result and the running statistics; when the episode ends (``termi
 
 Example::
 
-    env = RecallWrapper(gym.make("MilliVid-Loopcraft-v2", ground_truth=True), min_gap=32)
+    env = RecallWrapper(gym.make("MilliVid-Loopcraft-v3", ground_truth=True), min_gap=32)
     obs, info = env.reset(seed=0)
     ...  # step; info["recall"]["revisit"] tells when a revisit was scored
 """
@@ -99,7 +99,7 @@ class RecallWrapper(gym.Wrapper):
 
     Args:
         env: an env whose ``info`` has ``ground_truth.frame`` and ``ground_truth.pose`` after every reset
-            and step (e.g. ``gym.make("MilliVid-Loopcraft-v2", ground_truth=True)``).
+            and step (e.g. ``gym.make("MilliVid-Loopcraft-v3", ground_truth=True)``).
         max_distance: revisit radius in blocks.
         max_yaw: revisit heading tolerance in degrees.
         min_gap: the earlier step must be at least this many steps back.
@@ -213,6 +213,6 @@ class RecallWrapper(gym.Wrapper):
             raise ValueError(
                 "RecallWrapper needs the ground-truth shadow in info['ground_truth'] (frame and pose); "
                 "create the env with ground_truth=True, e.g. "
-                "gym.make('MilliVid-Loopcraft-v2', ground_truth=True)"
+                "gym.make('MilliVid-Loopcraft-v3', ground_truth=True)"
             )
         return np.asarray(shadow["frame"]), np.asarray(shadow["pose"], dtype=np.float64)

@@ -96,7 +96,7 @@ def main() -> None:
     }
     kwargs = [x for key, value in imagination.items() for x in ("--env-kwarg", f"{key}={value}")]
     millivid(
-        "train-agent", "--env", "MilliVid-Loopcraft-Landmark-v2", "--out", out / "ppo-imagined", *ppo, *kwargs
+        "train-agent", "--env", "MilliVid-Loopcraft-Landmark-v3", "--out", out / "ppo-imagined", *ppo, *kwargs
     )
 
     rows = [

@@ -107,7 +107,7 @@ def latent_reward_or_none(
         if shaping is not None:
             raise ValueError(
                 "shaping needs a task: pass reward_head=... (e.g. 'loopcraft-64-landmark') or make "
-                "'MilliVid-Loopcraft-Landmark-v2'"
+                "'MilliVid-Loopcraft-Landmark-v3'"
             )
         return None
     return LatentReward(reward_head, world_model, threshold, shaping)

@@ -22,9 +22,9 @@ ENV_CHECKPOINT = "loopcraft-64-millivid"
 FAST_CHECKPOINT = "loopcraft-64-millivid-framecausal"
 
 #: The current id of each world-model env (what docs, examples and the bench use).
-DEFAULT_ENV_ID = "MilliVid-Loopcraft-v2"
-FAST_ENV_ID = "MilliVid-Loopcraft-Fast-v2"
-LANDMARK_ENV_ID = "MilliVid-Loopcraft-Landmark-v2"
+DEFAULT_ENV_ID = "MilliVid-Loopcraft-v3"
+FAST_ENV_ID = "MilliVid-Loopcraft-Fast-v3"
+LANDMARK_ENV_ID = "MilliVid-Loopcraft-Landmark-v3"
 
 #: World-model ids -> constructor kwargs. A change that alters frames (checkpoint, sampler, resolution)
 #: needs a new id or a version bump (README "Environment Versioning"); `gym.make` of a version that is

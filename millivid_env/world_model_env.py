@@ -1,4 +1,4 @@
-"""`MilliVid-Loopcraft-v2`: the learned simulator of Loopcraft as a Gymnasium environment."""
+"""`MilliVid-Loopcraft-v3`: the learned simulator of Loopcraft as a Gymnasium environment."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from models.world_model import WorldModel
 
 __all__ = ["DEFAULT_AUTOENCODER", "DEFAULT_CHECKPOINT", "EnvSnapshot", "MilliVidEnv"]
 
-#: Defaults: those of the default id (`MilliVid-Loopcraft-v2`); ``-Fast-`` uses fewer sampler steps.
+#: Defaults: those of the default id (`MilliVid-Loopcraft-v3`); ``-Fast-`` uses fewer sampler steps.
 DEFAULT_AUTOENCODER = str(MILLIVID_VARIANTS[DEFAULT_ENV_ID]["autoencoder"])
 DEFAULT_CHECKPOINT = str(MILLIVID_VARIANTS[DEFAULT_ENV_ID]["checkpoint"])
 DEFAULT_SAMPLING_STEPS = int(MILLIVID_VARIANTS[DEFAULT_ENV_ID]["sampling_steps"])  # type: ignore[call-overload]
@@ -107,7 +107,7 @@ class MilliVidEnv(gym.Env):
 
     ## Rewards
 
-    0.0 without a task. With `reward_head` (e.g. `MilliVid-Loopcraft-Landmark-v2`), a small head on the
+    0.0 without a task. With `reward_head` (e.g. `MilliVid-Loopcraft-Landmark-v3`), a small head on the
     generated frame's coarse latents (`models.reward_head`) judges each step: the task's success reward
     (1.0) when it predicts success (probability > `success_threshold`), plus optional shaping on its
     predicted distance when the head's task has `shaping > 0`.
@@ -162,9 +162,9 @@ class MilliVidEnv(gym.Env):
 
     | id | sampler evaluations per sub-step | max episode steps |
     |---|---|---|
-    | `MilliVid-Loopcraft-v2` | 7 (the grid of 8 without its t = 0 end) | 512 |
-    | `MilliVid-Loopcraft-Fast-v2` | 3 (the grid of 4), frame-causal model; faster, lower quality | 512 |
-    | `MilliVid-Loopcraft-Landmark-v2` | 3, reward head `loopcraft-64-landmark` | 200 |
+    | `MilliVid-Loopcraft-v3` | 7 (the grid of 8 without its t = 0 end) | 512 |
+    | `MilliVid-Loopcraft-Fast-v3` | 3 (the grid of 4), frame-causal model; faster, lower quality | 512 |
+    | `MilliVid-Loopcraft-Landmark-v3` | 3, reward head `loopcraft-64-landmark` | 200 |
 
     All read the bundled `loopcraft-64` autoencoder and the `loopcraft-64-millivid` diffusion model,
     except `-Fast-`: `loopcraft-64-millivid-framecausal` (fine-tuned to frame-causal context attention,
@@ -173,6 +173,9 @@ class MilliVidEnv(gym.Env):
 
     ## Version History
 
+    - v3: the `loopcraft-64` autoencoder's decoder fine-tuned (encoder frozen, so the latents, the
+      diffusion models and the reward head are unchanged): reconstructions @@FILL; other frames than
+      v2, which `gym.make` now refuses with `DeprecatedEnv` naming v3.
     - v2: diffusion model trained to 7,200 steps on millivid's own layout only (no streaming-layout
       mixture), run with the exact GELU; `-Fast-` runs its frame-causal fine-tune. Open-loop rollouts
       (`imagine`) much closer to the truth, env steps about as close as v1 (docs/training-runs.md).
@@ -398,7 +401,7 @@ class MilliVidEnv(gym.Env):
     def render(self) -> np.ndarray | None:
         """The current frame for ``"rgb_array"``; draws the pygame window for ``"human"``."""
         if self.render_mode is None:
-            env_id = self.spec.id if self.spec is not None else "MilliVid-Loopcraft-v2"
+            env_id = self.spec.id if self.spec is not None else "MilliVid-Loopcraft-v3"
             gym.logger.warn(
                 "You are calling render method without specifying any render mode. You can specify the "
                 f'render_mode at initialization, e.g. gym.make("{env_id}", render_mode="rgb_array")'

@@ -16,7 +16,7 @@ from millivid_env.registration import LANDMARK_ENV_ID, MILLIVID_TASK_VARIANTS
 from models.checkpoints import CheckpointError, save_checkpoint
 from models.reward_head import RewardHead, RewardHeadConfig, load_reward_head
 
-ID = "MilliVid-Loopcraft-Landmark-v2"
+ID = "MilliVid-Loopcraft-Landmark-v3"
 
 
 def test_registered_task_id():
@@ -143,7 +143,7 @@ def test_shaping_overrides_the_heads_task(tiny_model):
     with pytest.raises(ValueError, match="shaping must be >= 0"):
         make_task_env(tiny_model, tiny_model.head_never, shaping=-1.0)
     with pytest.raises(ValueError, match="shaping needs a task: pass reward_head"):
-        gym.make("MilliVid-Loopcraft-v2", **tiny_model.kwargs, shaping=0.1)
+        gym.make("MilliVid-Loopcraft-v3", **tiny_model.kwargs, shaping=0.1)
 
 
 def test_regularised_training_is_reproducible_and_checks_its_arguments():

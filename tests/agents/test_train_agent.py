@@ -47,7 +47,7 @@ def test_train_on_the_real_env_and_resume(tmp_path, monkeypatch, capsys):
 
 def test_train_in_imagination_through_the_batched_env(tiny_model, tmp_path):
     out = tmp_path / "imagined"
-    argv = ["train-agent", "--env", "MilliVid-Loopcraft-Landmark-v2", "--num-envs", "2", "--out", str(out)]
+    argv = ["train-agent", "--env", "MilliVid-Loopcraft-Landmark-v3", "--num-envs", "2", "--out", str(out)]
     for key, value in {
         **tiny_model.kwargs,
         "reward_head": tiny_model.head_never,

@@ -88,7 +88,7 @@ def test_wrapper_on_the_world_model_env(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        inner = gym.make("MilliVid-Loopcraft-v2", checkpoint=str(dit), autoencoder=str(ae), device="cpu",
+        inner = gym.make("MilliVid-Loopcraft-v3", checkpoint=str(dit), autoencoder=str(ae), device="cpu",
                          sampling_steps=1, ground_truth=True)  # fmt: skip
         env = RecallWrapper(inner, max_distance=0.1, max_yaw=5, min_gap=30)  # LPIPS (the default)
         env.reset(seed=0)

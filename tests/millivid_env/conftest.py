@@ -39,12 +39,12 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
 
 @pytest.fixture
 def make_env(tiny_model: SimpleNamespace) -> Iterator[Callable[..., object]]:
-    """``make_env(**overrides)``: ``gym.make("MilliVid-Loopcraft-v2")`` on the tiny model; closed after."""
+    """``make_env(**overrides)``: ``gym.make("MilliVid-Loopcraft-v3")`` on the tiny model; closed after."""
     import gymnasium as gym
 
     made = []
 
-    def factory(env_id: str = "MilliVid-Loopcraft-v2", **overrides: object):
+    def factory(env_id: str = "MilliVid-Loopcraft-v3", **overrides: object):
         kwargs = {**tiny_model.kwargs, "sampling_steps": TEST_STEPS, **overrides}
         env = gym.make(env_id, **kwargs)
         made.append(env)

@@ -1,4 +1,4 @@
-"""MilliVid-Loopcraft-v2 against the Gymnasium / SB3 contracts: checkers, spaces, errors, rendering."""
+"""MilliVid-Loopcraft-v3 against the Gymnasium / SB3 contracts: checkers, spaces, errors, rendering."""
 
 from __future__ import annotations
 
@@ -40,10 +40,13 @@ def test_registered_with_vector_entry_point(env_id):
 @pytest.mark.parametrize(
     ("old", "current"),
     [
+        ("MilliVid-Loopcraft-v2", DEFAULT_ENV_ID),
         ("MilliVid-Loopcraft-v1", DEFAULT_ENV_ID),
         ("MilliVid-Loopcraft-v0", DEFAULT_ENV_ID),
         ("MilliVid-Loopcraft-Fast-v0", FAST_ENV_ID),
         ("MilliVid-Loopcraft-Fast-v1", FAST_ENV_ID),
+        ("MilliVid-Loopcraft-Fast-v2", FAST_ENV_ID),
+        ("MilliVid-Loopcraft-Landmark-v2", LANDMARK_ENV_ID),
         ("MilliVid-Loopcraft-Landmark-v1", LANDMARK_ENV_ID),
     ],
 )
@@ -123,10 +126,10 @@ def test_missing_checkpoints_give_the_loader_error(tiny_model, tmp_path, monkeyp
     monkeypatch.setattr("models.checkpoints.BUNDLED_DIR", tmp_path / "no-bundled-models")
     monkeypatch.setattr("models.world_model._CACHE", {})
     with pytest.raises(CheckpointError, match="unknown checkpoint 'loopcraft-64.*Bundled checkpoints"):
-        gym.make("MilliVid-Loopcraft-v2")
+        gym.make("MilliVid-Loopcraft-v3")
     with pytest.raises(CheckpointError, match="unknown checkpoint 'no-such-model'"):
         gym.make(
-            "MilliVid-Loopcraft-v2", checkpoint="no-such-model", autoencoder=tiny_model.kwargs["autoencoder"]
+            "MilliVid-Loopcraft-v3", checkpoint="no-such-model", autoencoder=tiny_model.kwargs["autoencoder"]
         )
 
 
@@ -158,7 +161,7 @@ def test_keys_to_action_for_gymnasium_play(make_env):
 
 
 def test_import_does_not_load_torch():
-    code = "import sys, millivid_env, gymnasium as gym; gym.spec('MilliVid-Loopcraft-v2')\n"
+    code = "import sys, millivid_env, gymnasium as gym; gym.spec('MilliVid-Loopcraft-v3')\n"
     code += "print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

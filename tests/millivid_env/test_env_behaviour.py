@@ -1,4 +1,4 @@
-"""MilliVid-Loopcraft-v2 behaviour: determinism, bounded memory, branching, ground truth, options."""
+"""MilliVid-Loopcraft-v3 behaviour: determinism, bounded memory, branching, ground truth, options."""
 
 from __future__ import annotations
 

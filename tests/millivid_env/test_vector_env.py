@@ -1,4 +1,4 @@
-"""The vector env of MilliVid-Loopcraft-v2: batched stepping equals single envs, same-step autoreset."""
+"""The vector env of MilliVid-Loopcraft-v3: batched stepping equals single envs, same-step autoreset."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def make_vec(tiny_model):
     def factory(num_envs=3, **overrides):
         kwargs = {**tiny_model.kwargs, "sampling_steps": STEPS, **overrides}
         envs = gym.make_vec(
-            "MilliVid-Loopcraft-v2", num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs
+            "MilliVid-Loopcraft-v3", num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs
         )
         made.append(envs)
         return envs
