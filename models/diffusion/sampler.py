@@ -187,6 +187,8 @@ def sample(
         raise ValueError(f"context_t must lie in [0, 1] (0 = clean context), got {context_t}")
     if not torch.isfinite(torch.tensor(guidance_scale)):
         raise ValueError(f"guidance_scale must be finite, got {guidance_scale}")
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must lie in [0, 1] (0 = deterministic), got {eta}")
     ctx, den = _structure(batch, model)
     device, schedule = model.device, model.schedule
     batch = batch.to(device)
@@ -207,13 +209,13 @@ def sample(
     x_hat = torch.zeros(b, den.numel(), c, device=device)
     eps_hat = eps[:, den]
     times = schedule.timesteps(steps, endpoint=endpoint)
-    if not 0.0 <= eta <= 1.0:
-        raise ValueError(f"eta must lie in [0, 1] (0 = deterministic), got {eta}")
     # Share r of the next noise scale that is fresh noise (DDIM's sigma_t(eta) / sigma_next):
     # r = eta * sqrt(1 - alpha_t^2 / alpha_next^2) / sigma_t, at most 1 since alpha_next <= 1.
-    alphas, sigmas = (a.double() for a in schedule.alpha_sigma(times))
-    ratio = (1 - (alphas[:-1] / alphas[1:]) ** 2).clamp_min(0).sqrt() / sigmas[:-1]
-    renoise = (eta * ratio.clamp_max(1)).tolist() if eta else []
+    renoise: list[float] = []  # deterministic sampling (the env's hot path) computes nothing here
+    if eta:
+        alphas, sigmas = (a.double() for a in schedule.alpha_sigma(times))
+        ratio = (1 - (alphas[:-1] / alphas[1:]) ** 2).clamp_min(0).sqrt() / sigmas[:-1]
+        renoise = (eta * ratio.clamp_max(1)).tolist()
     finite = []
     with _autocast(device, autocast):
         cache = None
