@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from models.autoencoder import HierarchicalAutoencoder, reconstruction_loss, size_config
+from models.autoencoder import AutoencoderConfig, HierarchicalAutoencoder, reconstruction_loss, size_config
 from models.data import load_frames
 from models.tokens import build_pyramid
 from models.training.common import (
@@ -48,6 +48,7 @@ class TrainConfig:
     size: str = "cpu"
     variant: str = "hierarchical"
     refine_channels: int | None = None
+    decoder_depth: int | None = None
     init_from: str | None = None
     freeze_encoder: bool = False
     perceptual_weight: float = 0.05
@@ -110,6 +111,33 @@ def _to_images(frames: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(frames).to(device).permute(0, 3, 1, 2).float().div_(255.0)
 
 
+#: The command-line flags that set the architecture (named in mismatch errors).
+ARCHITECTURE_FLAGS = "--size/--variant/--refine-channels/--decoder-depth"
+
+
+def grown_modules(
+    source: AutoencoderConfig, target: AutoencoderConfig
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What a fine-tune may add to a checkpoint's architecture without changing its output.
+
+    A refinement head where it has none (its last conv starts at zero) and decoder blocks after its
+    last one (adaLN-Zero: identity at initialisation), so training starts from exactly the
+    checkpoint's reconstructions and, with ``--freeze-encoder``, its latent space.
+
+    Returns:
+        ``(config fields allowed to differ, module paths the checkpoint lacks)``.
+    """
+    ignore: list[str] = []
+    new: list[str] = []
+    if source.refine_channels == 0 and target.refine_channels > 0:
+        ignore.append("refine_channels")
+        new.append("refine")
+    if target.decoder_depth > source.decoder_depth:
+        ignore.append("decoder_depth")
+        new += [f"decoder.{i}" for i in range(source.decoder_depth, target.decoder_depth)]
+    return tuple(ignore), tuple(new)
+
+
 def train(cfg: TrainConfig, ctx: Dist | None = None) -> dict[str, float]:
     """Train (or resume) an autoencoder run in ``cfg.out``.
 
@@ -120,7 +148,9 @@ def train(cfg: TrainConfig, ctx: Dist | None = None) -> dict[str, float]:
     run_dir = Path(cfg.out)
     if ctx.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-    model_cfg = size_config(cfg.size, variant=cfg.variant, refine_channels=cfg.refine_channels)
+    model_cfg = size_config(
+        cfg.size, variant=cfg.variant, refine_channels=cfg.refine_channels, decoder_depth=cfg.decoder_depth
+    )
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = HierarchicalAutoencoder(model_cfg).to(ctx.device)
     optimizers = build_optimizers(model, cfg.lr, cfg.muon_lr, cfg.weight_decay, cfg.optimizer)
@@ -128,13 +158,14 @@ def train(cfg: TrainConfig, ctx: Dist | None = None) -> dict[str, float]:
     if state is not None and state["model_config"] != asdict(model_cfg):
         raise ValueError(
             f"{run_dir} holds a run of another architecture ({state['model_config']}); "
-            "use a new --out directory or the same --size/--variant/--refine-channels"
+            f"use a new --out directory or the same {ARCHITECTURE_FLAGS}"
         )
     if state is None and cfg.init_from:
         from models.checkpoints import load_autoencoder
 
         source = load_autoencoder(cfg.init_from)
-        initialise_from(model, source, cfg.init_from, "--size/--variant/--refine-channels")
+        ignore, new_modules = grown_modules(source.config, model_cfg)
+        initialise_from(model, source, cfg.init_from, ARCHITECTURE_FLAGS, ignore, new_modules)
     if cfg.freeze_encoder:
         if not (cfg.init_from or state is not None):
             raise ValueError(

@@ -32,11 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--refine-channels", type=int, default=None, help="conv refinement head width (0 = off)"
     )
     parser.add_argument(
+        "--decoder-depth", type=int, default=None, help="decoder blocks (default: the --size preset's)"
+    )
+    parser.add_argument(
         "--init-from",
         default=None,
         metavar="CHECKPOINT",
-        help="fine-tune: start from this autoencoder's weights (same architecture) with a fresh "
-        "optimiser and schedule",
+        help="fine-tune: start from this autoencoder's weights with a fresh optimiser and schedule; "
+        "same architecture, except that --refine-channels may add a refinement head and --decoder-depth "
+        "more decoder blocks (both start as the identity)",
     )
     parser.add_argument(
         "--freeze-encoder",

@@ -43,7 +43,12 @@ def split_params(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Paramete
 
 
 def initialise_from(
-    model: nn.Module, source: nn.Module, checkpoint: str, flags: str, ignore: tuple[str, ...] = ()
+    model: nn.Module,
+    source: nn.Module,
+    checkpoint: str,
+    flags: str,
+    ignore: tuple[str, ...] = (),
+    new_modules: tuple[str, ...] = (),
 ) -> None:
     """Copy a loaded checkpoint's weights into ``model`` if their architectures (``config``) agree.
 
@@ -53,6 +58,9 @@ def initialise_from(
         checkpoint: its name or path (for the error).
         flags: the command-line flags that set the architecture (for the error's fix).
         ignore: config fields allowed to differ (e.g. an attention pattern a fine-tune changes).
+        new_modules: paths of ``model``'s submodules the checkpoint lacks (e.g. ``refine`` or
+            ``decoder.4``); they keep their own initialisation, which must leave the model's function
+            unchanged (a zeroed last layer, an adaLN-Zero block).
 
     Raises:
         ValueError: the architectures differ; names the fields and the flags to pass.
@@ -66,7 +74,10 @@ def initialise_from(
             f"--init-from {checkpoint}: its architecture differs from the requested one (checkpoint vs "
             f"requested: {diff}); pass the {flags} it was trained with"
         )
-    model.load_state_dict(source.state_dict())
+    missing, unexpected = model.load_state_dict(source.state_dict(), strict=not new_modules)
+    stray = [k for k in missing if not any(k.startswith(m + ".") for m in new_modules)] + list(unexpected)
+    if stray:
+        raise ValueError(f"--init-from {checkpoint}: weights do not match the model: {stray[:5]}")
 
 
 def build_optimizers(

@@ -179,3 +179,40 @@ def test_decoder_fine_tune_keeps_the_encoder_bit_identical(tiny_dataset: Path, t
     train(tiny_config(tiny_dataset, tmp_path / "tuned", 4, init_from=str(base), freeze_encoder=True))
     resumed = weights(tmp_path / "tuned")
     assert all(torch.equal(before[k], resumed[k]) for k in frozen)
+
+
+def test_a_refinement_head_and_decoder_blocks_grown_on_a_checkpoint_start_from_its_reconstructions(
+    tiny_dataset: Path, tmp_path: Path
+):
+    from dataclasses import replace
+
+    from models.autoencoder import HierarchicalAutoencoder
+    from models.checkpoints import load_autoencoder
+    from models.training.autoencoder import grown_modules
+    from models.training.common import initialise_from
+
+    train(tiny_config(tiny_dataset, tmp_path / "base", 2))
+    base_dir = str(tmp_path / "base" / "checkpoint" / "model")
+    base = load_autoencoder(base_dir).eval()
+    config = replace(base.config, refine_channels=4, decoder_depth=base.config.decoder_depth + 2)
+    grown = HierarchicalAutoencoder(config).eval()
+    ignore, new = grown_modules(base.config, config)
+    assert ignore == ("refine_channels", "decoder_depth") and new == ("refine", "decoder.1", "decoder.2")
+    initialise_from(grown, base, base_dir, "--x", ignore, new)
+    images, levels = torch.rand(3, 3, 64, 64), torch.tensor([0, 1, 3])
+    with torch.no_grad():
+        pairs = zip(base(images, levels), grown(images, levels), strict=True)
+        assert all(torch.equal(a, b) for a, b in pairs)
+    with pytest.raises(ValueError, match="weights do not match the model: .*refine"):
+        initialise_from(grown, base, base_dir, "--x", ignore, ("decoder.1", "decoder.2"))
+    assert grown_modules(config, base.config) == ((), ())  # nothing is removed: the check then fails
+    # The trainer grows both for --init-from + --refine-channels / --decoder-depth; the encoder stays frozen.
+    train(tiny_config(tiny_dataset, tmp_path / "grown", 2, init_from=base_dir, freeze_encoder=True,
+                      refine_channels=4, decoder_depth=3))  # fmt: skip
+    before, after = weights(tmp_path / "base"), weights(tmp_path / "grown")
+    assert {k for k in after if k not in before} >= {"refine.conv1.weight", "decoder.2.ada.weight"}
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("patch_in.", "encoder.")))
+    grown_dir = str(tmp_path / "grown" / "checkpoint" / "model")
+    with pytest.raises(ValueError, match="architecture differs.*--decoder-depth"):
+        train(tiny_config(tiny_dataset, tmp_path / "shrunk", 1, init_from=grown_dir, refine_channels=4,
+                          decoder_depth=1))  # fmt: skip
