@@ -74,7 +74,8 @@ def initialise_from(
             f"--init-from {checkpoint}: its architecture differs from the requested one (checkpoint vs "
             f"requested: {diff}); pass the {flags} it was trained with"
         )
-    missing, unexpected = model.load_state_dict(source.state_dict(), strict=not new_modules)
+    # Non-strict load, then one check of our own: only the declared new modules may be missing.
+    missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
     stray = [k for k in missing if not any(k.startswith(m + ".") for m in new_modules)] + list(unexpected)
     if stray:
         raise ValueError(f"--init-from {checkpoint}: weights do not match the model: {stray[:5]}")
