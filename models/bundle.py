@@ -22,8 +22,8 @@ from models.checkpoints import BUNDLED_DIR, CONFIG_NAME, WEIGHTS_NAME, atomic_sa
 
 _FLAGS = (
     "data", "out", "steps", "batch_size", "lr", "muon_lr", "optimizer", "warmup_steps", "cooldown_steps",
-    "all_levels", "size", "variant", "refine_channels", "decoder_depth", "init_from", "freeze_encoder",
-    "perceptual_weight", "perceptual_samples", "eval_data", "seed",
+    "all_levels", "level_sampling", "size", "variant", "refine_channels", "decoder_depth", "init_from",
+    "freeze_encoder", "perceptual_weight", "perceptual_samples", "eval_data", "seed",
 )  # fmt: skip
 
 

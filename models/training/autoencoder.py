@@ -54,6 +54,7 @@ class TrainConfig:
     perceptual_weight: float = 0.05
     perceptual_samples: int = 8
     all_levels: bool = False
+    level_sampling: str = "random"
     eval_data: str | None = None
     holdout_videos: int = 1
     eval_frames: int = 64
@@ -64,6 +65,46 @@ class TrainConfig:
     max_videos: int | None = None
     seed: int = 0
     device: str = "auto"
+
+
+#: ``--level-sampling`` choices: which levels every training frame is decoded from.
+LEVEL_SAMPLING = ("random", "all", "fine-plus-random")
+
+
+def level_sampling(cfg: TrainConfig) -> str:
+    """The run's level sampling (``--all-levels`` is the older spelling of ``all``).
+
+    Raises:
+        ValueError: an unknown choice, or ``--all-levels`` with another ``--level-sampling``.
+    """
+    if cfg.level_sampling not in LEVEL_SAMPLING:
+        raise ValueError(f"unknown --level-sampling {cfg.level_sampling!r}; choose one of {LEVEL_SAMPLING}")
+    if cfg.all_levels and cfg.level_sampling not in ("random", "all"):
+        raise ValueError(
+            f"--all-levels contradicts --level-sampling {cfg.level_sampling}; pass only --level-sampling"
+        )
+    return "all" if cfg.all_levels else cfg.level_sampling
+
+
+def decoded_levels(sampling: str, num_levels: int, batch: int, rng: np.random.Generator) -> torch.Tensor:
+    """The levels the ``batch`` frames of a step are decoded from, int64 ``(k * batch,)``.
+
+    Frame ``b`` is decoded from ``levels[b * k : (b + 1) * k]`` after one encoder pass (the layout
+    :meth:`~models.autoencoder.HierarchicalAutoencoder.forward` takes):
+
+    * ``random`` (k = 1): one random level per frame, the paper's objective;
+    * ``all`` (k = L): every level; the same objective in expectation, lower variance, the encoder
+      cost shared;
+    * ``fine-plus-random`` (k = 2): level 0 and one random coarser level. Level 0 is what every
+      consumer decodes (env, rollouts, evaluation), so it gets every frame, while the coarser levels
+      keep being trained at half the decoder cost of ``all``.
+    """
+    if sampling == "all":
+        return torch.arange(num_levels).repeat(batch)
+    if sampling == "fine-plus-random":
+        coarse = rng.integers(1, num_levels, batch) if num_levels > 1 else np.zeros(batch, dtype=np.int64)
+        return torch.from_numpy(np.stack([np.zeros(batch, dtype=np.int64), coarse], axis=1).reshape(-1))
+    return torch.from_numpy(rng.integers(0, num_levels, batch))
 
 
 def psnr(mse: torch.Tensor) -> torch.Tensor:
@@ -198,6 +239,7 @@ def train(cfg: TrainConfig, ctx: Dist | None = None) -> dict[str, float]:
     held_images = _to_images(held, ctx.device)
     net = DistributedDataParallel(model) if ctx.world > 1 else model
     levels_n = model.layout.num_levels
+    sampling = level_sampling(cfg)
     columns = ["lr", "loss", "perceptual"]
     columns += [f"mse_l{k}" for k in range(levels_n)] + [f"psnr_l{k}" for k in range(levels_n)]
     loop.open_log(columns, asdict(cfg))
@@ -209,12 +251,7 @@ def train(cfg: TrainConfig, ctx: Dist | None = None) -> dict[str, float]:
             rng = np.random.default_rng([cfg.seed, ctx.rank, loop.step])
             idx = np.sort(rng.integers(0, len(train_frames), cfg.batch_size))
             images = _to_images(train_frames[idx], ctx.device)
-            if cfg.all_levels:
-                # Every frame decoded from each level after one encoder pass: the same objective as
-                # one random level per frame (its expectation), lower variance, encoder cost shared.
-                levels = torch.arange(levels_n, device=ctx.device).repeat(cfg.batch_size)
-            else:
-                levels = torch.from_numpy(rng.integers(0, levels_n, cfg.batch_size)).to(ctx.device)
+            levels = decoded_levels(sampling, levels_n, cfg.batch_size, rng).to(ctx.device)
             loop.schedule_lr()
             with ctx.autocast():
                 predicted = net(images, levels)

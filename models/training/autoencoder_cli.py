@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from models.autoencoder import SIZES, VARIANTS
+from models.training.autoencoder import LEVEL_SAMPLING
 from models.training.common import add_optimiser_arguments, add_run_arguments, config_options
 
 
@@ -56,6 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--all-levels", action="store_true", help="decode every frame from all levels (one encoder pass)"
+    )
+    parser.add_argument(
+        "--level-sampling",
+        choices=LEVEL_SAMPLING,
+        default="random",
+        help="levels each frame is decoded from: one random level (default, the paper), all of them "
+        "(= --all-levels), or fine-plus-random: level 0 plus one random coarser level (half the decoder "
+        "cost of all; for decoder fine-tunes aimed at level 0)",
     )
     parser.add_argument("--eval-data", default=None, help="held-out dataset (default: last videos of --data)")
     parser.add_argument("--holdout-videos", type=int, default=1, help="videos of --data held out (default 1)")

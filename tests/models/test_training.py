@@ -136,6 +136,36 @@ def test_all_levels_mode_trains(tiny_dataset: Path, tmp_path: Path):
     assert row[0] == "2" and row[2] == "8"  # frames count encoded frames, not decodes
 
 
+def test_fine_plus_random_mode_trains(tiny_dataset: Path, tmp_path: Path):
+    result = train(tiny_config(tiny_dataset, tmp_path / "fine", 2, level_sampling="fine-plus-random"))
+    assert len(result) == 4
+    row = (tmp_path / "fine" / "log.csv").read_text().splitlines()[-1].split(",")
+    assert row[0] == "2" and row[2] == "8"
+
+
+def test_decoded_levels_layouts():
+    import numpy as np
+
+    from models.training.autoencoder import decoded_levels
+
+    rng = np.random.default_rng(0)
+    assert decoded_levels("all", 4, 2, rng).tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+    single = decoded_levels("random", 4, 64, rng)
+    assert single.shape == (64,) and set(single.tolist()) == {0, 1, 2, 3}
+    pairs = decoded_levels("fine-plus-random", 4, 256, rng).view(256, 2)
+    assert (pairs[:, 0] == 0).all()  # level 0 first for every frame ...
+    assert set(pairs[:, 1].tolist()) == {1, 2, 3}  # ... then one coarser level, each of them drawn
+    assert decoded_levels("fine-plus-random", 1, 3, rng).tolist() == [0, 0, 0, 0, 0, 0]
+
+
+def test_level_sampling_conflicts_are_named(tiny_dataset: Path, tmp_path: Path):
+    with pytest.raises(ValueError, match="--all-levels contradicts --level-sampling fine-plus-random"):
+        both = dict(all_levels=True, level_sampling="fine-plus-random")
+        train(tiny_config(tiny_dataset, tmp_path / "x", 1, **both))
+    with pytest.raises(ValueError, match="unknown --level-sampling 'coarse'"):
+        train(tiny_config(tiny_dataset, tmp_path / "y", 1, level_sampling="coarse"))
+
+
 def test_lr_schedule_warmup_constant_cooldown():
     from models.training.common import set_lr
 
