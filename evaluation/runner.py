@@ -37,13 +37,11 @@ from evaluation.metric_setup import build_metrics
 from evaluation.metrics import PreparedTarget
 from evaluation.protocol import Protocol
 from evaluation.revisits import RevisitTolerance, context_revisits, spread
-from evaluation.store import ResultStore
+from evaluation.store import GROUND_TRUTH, RANDOM_FRAMES, ResultStore, autoencoded_key
 from evaluation.systems import SystemSpec, check_layouts, check_strategy, load_system, resolve_files
 from evaluation.testset import TestSet
 from models.rollout.open_loop import imagine
 
-GROUND_TRUTH = "ground-truth"
-RANDOM_FRAMES = "random-frames"
 #: Seed stream of the random-frame bound's donor choice (independent of the sampling seed's use).
 _DONOR_STREAM = 7
 
@@ -110,7 +108,7 @@ def plan_entries(systems: list[SystemSpec], files: dict[str, dict[str, Any]]) ->
     for spec in systems:
         digest = files[spec.name]["autoencoder"]["sha256"]
         if digest not in seen:
-            seen[digest] = Entry(f"autoencoded-{digest[:8]}", "upper-bound", "autoencoded GT", spec)
+            seen[digest] = Entry(autoencoded_key(digest), "upper-bound", "autoencoded GT", spec)
     if len(seen) > 1:
         for entry in seen.values():
             entry.label = f"autoencoded GT ({entry.spec.autoencoder})"  # type: ignore[union-attr]

@@ -1,15 +1,20 @@
-"""On-disk results of an evaluation: a config fingerprint and one atomic ``.npz`` per (entry, video).
+"""On-disk results of an evaluation: its config and one atomic ``.npz`` per (entry, video).
 
 Layout of ``DIR``::
 
-    DIR/evaluation.json                     the full config and its sha256 fingerprint
+    DIR/evaluation.json                     the shared config, the entries' configs, their fingerprints
     DIR/per_video/<entry>/<video>.npz       per-frame results of one entry on one test video
 
 ``<entry>`` is a system name, ``autoencoded-<ae>`` (upper bound), ``random-frames`` (lower bound) or
 ``ground-truth`` (reference features and strip frames); ``<video>`` is the zero-padded video number.
-Each ``.npz`` is written to a temporary name and renamed, and carries the fingerprint, so a killed
-evaluation leaves only finished files and a rerun skips exactly those. A ``DIR`` made with another
-config is refused (:class:`ConfigMismatchError`).
+Each ``.npz`` is written to a temporary name and renamed, and carries its entry's fingerprint, so a
+killed evaluation leaves only finished files and a rerun skips exactly those.
+
+The config splits in two. The *shared* part (protocol, test set, sampling, metrics, strips) must match
+to use a folder at all: a ``DIR`` made with another one is refused (:class:`ConfigMismatchError`). Each
+entry's own part (a system's checkpoints, an autoencoder's digest) goes into that entry's fingerprint
+only, so a folder grows: evaluating more systems in it computes only their results and reuses the
+stored ones of the others, and a system given another checkpoint is recomputed.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ import numpy as np
 from millivid_env.loopcraft.npzio import atomic_write_bytes, npz_bytes
 
 FORMAT = "millivid-evaluation"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CONFIG_FILE = "evaluation.json"
 PER_VIDEO = "per_video"
+GROUND_TRUTH = "ground-truth"
+RANDOM_FRAMES = "random-frames"
 
 
 class ConfigMismatchError(ValueError):
@@ -55,42 +62,96 @@ def differences(old: dict[str, Any], new: dict[str, Any], limit: int = 8) -> lis
     return [*lines[:limit], *([f"... and {len(lines) - limit} more"] if len(lines) > limit else [])]
 
 
+def autoencoded_key(digest: str) -> str:
+    """Entry key of the autoencoded-ground-truth bound of the autoencoder whose weights hash to ``digest``."""
+    return f"autoencoded-{digest[:8]}"
+
+
+def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """``(shared, {entry key: entry config})`` of a full evaluation config (with ``"systems"``).
+
+    A system's results depend on its checkpoints; the autoencoded bound only on the autoencoder's
+    weights; the random-frames bound and the ground-truth reference on the shared config alone.
+    """
+    shared = {k: v for k, v in config.items() if k != "systems"}
+    entries: dict[str, dict[str, Any]] = {}
+    for name, system in config.get("systems", {}).items():
+        entries[name] = {"system": system}
+        digest = system["files"]["autoencoder"]["sha256"]
+        entries[autoencoded_key(digest)] = {"autoencoder_sha256": digest}
+    entries[RANDOM_FRAMES] = {}
+    entries[GROUND_TRUTH] = {}
+    return shared, entries
+
+
+def entry_fingerprint(shared: dict[str, Any], key: str, entry: dict[str, Any]) -> str:
+    """The stamp of ``key``'s per-video results: the shared config and the entry's own."""
+    return fingerprint({"shared": shared, "entry": key, "config": entry})
+
+
 class ResultStore:
     """Reads and writes the per-video results of one evaluation folder.
 
     Args:
         root: the evaluation's ``--out`` folder (created).
-        config: the evaluation config (JSON types); its fingerprint must match a folder's existing one.
+        config: the evaluation config (JSON types, with ``"systems"``); its shared part must match the
+            folder's (:func:`split_config`). A folder of the earlier single-fingerprint format is
+            converted in place (its results stay valid).
 
     Raises:
-        ConfigMismatchError: ``root`` was used for another config.
+        ConfigMismatchError: ``root`` was used for another shared config.
     """
 
     def __init__(self, root: str | Path, config: dict[str, Any]) -> None:
         self.root = Path(root)
         self.config = config
         self.fingerprint = fingerprint(config)
+        self.shared, entries = split_config(config)
+        self.stamps = {key: entry_fingerprint(self.shared, key, cfg) for key, cfg in entries.items()}
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / CONFIG_FILE
+        recorded: dict[str, Any] | None = None  # None: write evaluation.json (new, or converted)
         if path.is_file():
             try:
                 document = json.loads(path.read_text())
-                old, old_print = document["config"], document["fingerprint"]
-            except (ValueError, KeyError, TypeError) as error:
+                version, old = document.get("format_version", 1), document["config"]
+                old_shared = old if version >= 2 else split_config(old)[0]
+            except (ValueError, KeyError, TypeError, AttributeError) as error:
                 raise ConfigMismatchError(
                     f"{path} is unreadable ({error}); use another --out folder or delete {self.root}"
                 ) from error
-            if old_print != self.fingerprint:
-                lines = "\n  ".join(differences(old, config))
+            if fingerprint(old_shared) != fingerprint(self.shared):
+                lines = "\n  ".join(differences(old_shared, self.shared))
                 raise ConfigMismatchError(
                     f"{self.root} holds an evaluation with another config; refusing to mix results. "
                     f"Differences (stored vs requested):\n  {lines}\nUse another --out folder, or delete "
                     f"{self.root} to start over"
                 )
-        else:
-            document = {"format": FORMAT, "format_version": FORMAT_VERSION, "fingerprint": self.fingerprint}
-            document["config"] = config
+            recorded = document.get("entries", {}) if version >= 2 else None
+            if version < 2:
+                self._convert(document)
+        previous = recorded if recorded is not None else {}
+        updated = {**previous, **{k: {"config": entries[k], "fingerprint": self.stamps[k]} for k in entries}}
+        if updated != recorded:
+            document = {"format": FORMAT, "format_version": FORMAT_VERSION}
+            document.update(fingerprint=fingerprint(self.shared), config=self.shared, entries=updated)
             atomic_write_bytes(path, (json.dumps(document, indent=1, sort_keys=True) + "\n").encode())
+
+    def _convert(self, document: dict[str, Any]) -> None:
+        """Re-stamp the results of a format-1 folder (one fingerprint of the whole config) per entry.
+
+        Only entries of the old config are carried over (the requested config has the same shared
+        part; its entries are then recorded as usual).
+        """
+        old_print = document["fingerprint"]
+        shared, entries = split_config(document["config"])
+        for key, entry in entries.items():
+            stamp = entry_fingerprint(shared, key, entry)
+            for path in sorted((self.root / PER_VIDEO / key).glob("*.npz")):
+                arrays = _read(path)
+                if arrays is not None and _stamp(arrays) == old_print:
+                    arrays["fingerprint"] = np.array(stamp)
+                    atomic_write_bytes(path, npz_bytes(arrays))
 
     def path(self, entry: str, number: int) -> Path:
         """File of ``entry``'s results on video ``number``."""
@@ -98,17 +159,12 @@ class ResultStore:
 
     def load(self, entry: str, number: int) -> dict[str, np.ndarray] | None:
         """The stored arrays, or None when missing, unreadable or of another fingerprint."""
-        path = self.path(entry, number)
-        if not path.is_file():
+        arrays = _read(self.path(entry, number))
+        if arrays is None:
             return None
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {name: archive[name] for name in archive.files}
-        except (OSError, ValueError, zipfile.BadZipFile):
+        if _stamp(arrays) != self.stamps[entry]:
             return None
-        stamp = arrays.pop("fingerprint", np.array([""])).reshape(-1)
-        if stamp.size != 1 or str(stamp[0]) != self.fingerprint:
-            return None
+        arrays.pop("fingerprint")
         return arrays
 
     def done(self, entry: str, number: int) -> bool:
@@ -119,6 +175,24 @@ class ResultStore:
         """Write ``entry``'s results on video ``number`` atomically; returns the path."""
         path = self.path(entry, number)
         path.parent.mkdir(parents=True, exist_ok=True)
-        content = {**{k: np.asarray(v) for k, v in arrays.items()}, "fingerprint": np.array(self.fingerprint)}
+        content = {k: np.asarray(v) for k, v in arrays.items()}
+        content["fingerprint"] = np.array(self.stamps[entry])
         atomic_write_bytes(path, npz_bytes(content))
         return path
+
+
+def _read(path: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of a result file, or None when it is missing or unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def _stamp(arrays: dict[str, np.ndarray]) -> str | None:
+    """The fingerprint a result file carries (None when it has none)."""
+    stamp = arrays.get("fingerprint", np.array([])).reshape(-1)
+    return str(stamp[0]) if stamp.size == 1 else None

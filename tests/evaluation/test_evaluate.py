@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import evaluation.runner as runner
+import evaluation.store as store_module
 from evaluation.metrics import LPIPS_NAME, ST_LPIPS_NAME, psnr
 from evaluation.protocol import get_protocol
 from evaluation.revisits import RevisitTolerance
 from evaluation.runner import Evaluation, EvaluationSettings
-from evaluation.store import ConfigMismatchError
+from evaluation.store import GROUND_TRUTH, RANDOM_FRAMES, ConfigMismatchError
 from evaluation.systems import SYSTEMS, resolve_systems
 from evaluation.testset import generate_test_set, open_test_set
 from millivid_env.cli import COMMANDS, main
@@ -195,6 +197,75 @@ def test_killed_evaluation_continues_where_it_stopped(tiny, tmp_path, monkeypatc
     )
     with pytest.raises(ConfigMismatchError, match="sampling.steps: 1 vs 2"):
         Evaluation(PROTOCOL, systems, test_set, str(tmp_path), other, progress=False)
+
+
+def test_folder_grows_with_more_systems(tiny, tmp_path, monkeypatch):
+    """A second run with one more system rolls out only that system and reuses the stored results."""
+    settings = EvaluationSettings(
+        steps=1, batch_size=3, device="cpu", strip_tolerance=RevisitTolerance(100, 180, 1)
+    )
+    test_set = open_test_set(tiny.data, PROTOCOL, VIDEOS)
+    checkpoints = {s: str(tiny.dit) for s in SYSTEMS}
+    rolled: list[int] = []
+    real = runner.imagine
+
+    def counting(world, frames, *args, **kwargs):
+        rolled.append(len(frames))
+        return real(world, frames, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "imagine", counting)
+
+    def evaluation(names: list[str]) -> Evaluation:
+        given = {name: checkpoints[name] for name in names}
+        systems = resolve_systems(names, PROTOCOL, given, autoencoder=str(tiny.ae))
+        return Evaluation(PROTOCOL, systems, test_set, str(tmp_path), settings, progress=False)
+
+    first = evaluation(["framepack"])
+    first.run()
+    stored = {n: first.store.load("framepack", n) for n in test_set.numbers}
+    assert rolled == [VIDEOS]
+    both = evaluation(["framepack", "full-resolution"])
+    assert both.pending()["framepack"] == [] and both.pending()["full-resolution"] == [0, 1, 2]
+    assert both.pending()[GROUND_TRUTH] == []  # the bounds and the reference are shared too
+    both.run()
+    assert rolled == [VIDEOS, VIDEOS]  # full-resolution alone
+    for number, arrays in stored.items():
+        again = both.store.load("framepack", number)
+        assert arrays is not None and again is not None
+        for name, value in arrays.items():
+            np.testing.assert_array_equal(again[name], value)
+    recorded = json.loads((tmp_path / "evaluation.json").read_text())
+    assert recorded["format_version"] == 2 and "systems" not in recorded["config"]
+    assert {"framepack", "full-resolution", GROUND_TRUTH, RANDOM_FRAMES} <= set(recorded["entries"])
+    assert evaluation(["full-resolution"]).pending()["full-resolution"] == []
+    # A system given another checkpoint is an entry of another fingerprint: recomputed.
+    checkpoints["framepack"] = str(shutil.copytree(tiny.dit, tmp_path.parent / "copied"))
+    again = evaluation(["framepack"])
+    assert again.pending()["framepack"] == [0, 1, 2] and again.pending()[GROUND_TRUTH] == []
+
+
+def test_folders_of_the_single_fingerprint_format_are_converted(tiny, tmp_path):
+    """Results written under format 1 (one fingerprint of the whole config) stay valid."""
+    settings = EvaluationSettings(
+        steps=1, batch_size=3, device="cpu", strip_tolerance=RevisitTolerance(100, 180, 1)
+    )
+    test_set = open_test_set(tiny.data, PROTOCOL, VIDEOS)
+    systems = resolve_systems(["framepack"], PROTOCOL, {"framepack": str(tiny.dit)}, autoencoder=str(tiny.ae))
+    done = Evaluation(PROTOCOL, systems, test_set, str(tmp_path), settings, progress=False)
+    done.run()
+    config = done.config()
+    old_print = store_module.fingerprint(config)
+    for path in (tmp_path / "per_video").rglob("*.npz"):  # back to format 1
+        with np.load(path) as archive:
+            arrays = dict(archive)
+        arrays["fingerprint"] = np.array(old_print)
+        np.savez(path, **arrays)
+    legacy = {"format": "millivid-evaluation", "format_version": 1, "fingerprint": old_print}
+    legacy["config"] = config
+    (tmp_path / "evaluation.json").write_text(json.dumps(legacy))
+    reopened = Evaluation(PROTOCOL, systems, test_set, str(tmp_path), settings, progress=False)
+    assert not any(reopened.pending().values())
+    assert json.loads((tmp_path / "evaluation.json").read_text())["format_version"] == 2
 
 
 def test_cached_metric_path_equals_one_shot_scoring(tiny, tmp_path, monkeypatch):
