@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.metric_setup import FRECHET_CHOICES, LPIPS_CHOICES
-from evaluation.protocol import PROTOCOLS
+from evaluation.protocol import OPEN_LOOP_STEPS, PROTOCOLS
 from evaluation.systems import SYSTEMS
 
 
@@ -57,7 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=4, help="videos rolled out together (default 4)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument(
-        "--steps", type=int, default=8, help="sampler evaluations per rollout step (default 8)"
+        "--steps",
+        type=int,
+        default=OPEN_LOOP_STEPS,
+        help=f"sampler evaluations per rollout step (default {OPEN_LOOP_STEPS}; the paper 50)",
     )
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0, as the paper)")
     parser.add_argument(

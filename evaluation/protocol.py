@@ -20,6 +20,13 @@ from typing import Any
 
 BUCKETS = ("short", "medium", "long")
 
+#: Sampler evaluations per rollout step of the open-loop protocol (``millivid evaluate`` and
+#: ``millivid rollout``). The paper samples with 50; on the bundled CPU checkpoints 8 evaluations let
+#: long millivid rollouts fade towards flat textures (largest 16-frame Fréchet distance 0.39, flat
+#: frames 0.42) and 32 keep them in distribution (0.27) within the 3-minute budget per 384-frame video
+#: (docs/results/cpu-protocol-v3-steps32). ``--steps`` overrides it.
+OPEN_LOOP_STEPS = 32
+
 
 @dataclass(frozen=True)
 class Protocol:

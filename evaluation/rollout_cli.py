@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.protocol import OPEN_LOOP_STEPS
+
 STRATEGIES = ("millivid", "framepack", "full-resolution", "streaming")
 #: Height of the bar under each frame that tells context (blue) from generated (orange) frames.
 BAR = 8  # 64 + 8 = 72 rows: times an even --scale, a multiple of the 16-pixel H.264 macro block
@@ -50,7 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", default=None, metavar="PATH", help="also write per-frame PSNR as JSON")
     parser.add_argument("--strategy", choices=STRATEGIES, default="millivid")
     parser.add_argument(
-        "--steps", type=int, default=8, help="sampler evaluations per rollout step (default 8)"
+        "--steps",
+        type=int,
+        default=OPEN_LOOP_STEPS,
+        help=f"sampler evaluations per rollout step (default {OPEN_LOOP_STEPS}; the paper 50)",
     )
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0, as the paper)")
     parser.add_argument("--scale", type=int, default=4, help="nearest-neighbour upscaling of the mp4")

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from evaluation.metric_setup import build_metrics
 from evaluation.metrics import PreparedTarget
-from evaluation.protocol import Protocol
+from evaluation.protocol import OPEN_LOOP_STEPS, Protocol
 from evaluation.revisits import RevisitTolerance, context_revisits, spread
 from evaluation.store import GROUND_TRUTH, RANDOM_FRAMES, ResultStore, autoencoded_key
 from evaluation.systems import SystemSpec, check_layouts, check_strategy, load_system, resolve_files
@@ -69,7 +69,7 @@ class EvaluationSettings:
             depend on it.
     """
 
-    steps: int = 8
+    steps: int = OPEN_LOOP_STEPS
     seed: int = 0
     batch_size: int = 4
     device: str = "auto"
