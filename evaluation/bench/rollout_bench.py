@@ -18,6 +18,7 @@ import time
 from typing import TYPE_CHECKING
 
 from evaluation.bench.registry import Results, one_torch_thread, result
+from evaluation.protocol import OPEN_LOOP_STEPS
 
 if TYPE_CHECKING:
     import torch
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 #: Frames generated per measurement: one whole millivid chunk, 16 frames for the per-frame strategies.
 FRAMES = {"millivid": 64, "framepack": 16, "full-resolution": 16}
 BATCHES = (1, 8)
-SAMPLER_STEPS = 8
+#: The open-loop protocol's sampler evaluations per rollout step.
+SAMPLER_STEPS = OPEN_LOOP_STEPS
 
 
 def matmul_peak(seconds: float = 1.0) -> float:
