@@ -50,6 +50,20 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     return SimpleNamespace(ae=ae, dit=dit, data=data, out=out, common=common, root=root)
 
 
+@pytest.fixture
+def rolled(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of videos of every batched rollout the evaluation runs (``runner.imagine`` counted)."""
+    counts: list[int] = []
+    real = runner.imagine
+
+    def counting(world, frames, *args, **kwargs):
+        counts.append(len(frames))
+        return real(world, frames, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "imagine", counting)
+    return counts
+
+
 def test_command_is_registered():
     assert COMMANDS["evaluate"].module == "evaluation.evaluate_cli"
 
@@ -162,7 +176,7 @@ def test_context_noise_and_guidance_reach_the_rollout(tiny, tmp_path, monkeypatc
     assert "classifier-free guidance scale 1.5, context shown at noise time 0.25" in text
 
 
-def test_killed_evaluation_continues_where_it_stopped(tiny, tmp_path, monkeypatch):
+def test_killed_evaluation_continues_where_it_stopped(tiny, tmp_path, rolled):
     checkpoints = {s: str(tiny.dit) for s in SYSTEMS[1:]}
     systems = resolve_systems(
         ["framepack", "full-resolution"], PROTOCOL, checkpoints, autoencoder=str(tiny.ae)
@@ -171,14 +185,6 @@ def test_killed_evaluation_continues_where_it_stopped(tiny, tmp_path, monkeypatc
         steps=1, batch_size=2, device="cpu", strip_tolerance=RevisitTolerance(100, 180, 1)
     )
     test_set = open_test_set(tiny.data, PROTOCOL, VIDEOS)
-    rolled: list[int] = []
-    real = runner.imagine
-
-    def counting(world, frames, *args, **kwargs):
-        rolled.append(len(frames))
-        return real(world, frames, *args, **kwargs)
-
-    monkeypatch.setattr(runner, "imagine", counting)
 
     def kill(entry: str, number: int) -> None:
         if entry == "framepack" and number == 1:
@@ -199,21 +205,13 @@ def test_killed_evaluation_continues_where_it_stopped(tiny, tmp_path, monkeypatc
         Evaluation(PROTOCOL, systems, test_set, str(tmp_path), other, progress=False)
 
 
-def test_folder_grows_with_more_systems(tiny, tmp_path, monkeypatch):
+def test_folder_grows_with_more_systems(tiny, tmp_path, rolled):
     """A second run with one more system rolls out only that system and reuses the stored results."""
     settings = EvaluationSettings(
         steps=1, batch_size=3, device="cpu", strip_tolerance=RevisitTolerance(100, 180, 1)
     )
     test_set = open_test_set(tiny.data, PROTOCOL, VIDEOS)
     checkpoints = {s: str(tiny.dit) for s in SYSTEMS}
-    rolled: list[int] = []
-    real = runner.imagine
-
-    def counting(world, frames, *args, **kwargs):
-        rolled.append(len(frames))
-        return real(world, frames, *args, **kwargs)
-
-    monkeypatch.setattr(runner, "imagine", counting)
 
     def evaluation(names: list[str]) -> Evaluation:
         given = {name: checkpoints[name] for name in names}
