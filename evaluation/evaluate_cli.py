@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="diffusion checkpoint of a system (default: bundled <layout>-<system>); repeatable",
     )  # fmt: skip
     parser.add_argument(
-        "--autoencoder", default=None, help="autoencoder of every system (default: bundled <layout>)"
+        "--autoencoder",
+        default=None,
+        help="autoencoder of every system (default for loopcraft-64: loopcraft-64-perceptual)",
     )
     parser.add_argument(
         "--autoencoder-for", action="append", default=[], metavar="SYSTEM=NAME_OR_DIR",

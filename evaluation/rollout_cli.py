@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.protocol import OPEN_LOOP_STEPS
+from models.defaults import simulator_autoencoder
 
 STRATEGIES = ("millivid", "framepack", "full-resolution", "streaming")
 #: Height of the bar under each frame that tells context (blue) from generated (orange) frames.
@@ -38,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="diffusion checkpoint: bundled name, directory, Hub repo id, or a train-diffusion run folder",
     )
     parser.add_argument(
-        "--autoencoder", default="loopcraft-64", help="autoencoder checkpoint (default loopcraft-64)"
+        "--autoencoder",
+        default=simulator_autoencoder("loopcraft-64"),
+        help=f"autoencoder checkpoint (default {simulator_autoencoder('loopcraft-64')})",
     )
     parser.add_argument(
         "--video", required=True, help="dataset video .npz, dataset folder, or an integer seed"

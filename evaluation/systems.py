@@ -1,7 +1,8 @@
 """The systems an evaluation compares: one rollout strategy + its diffusion checkpoint + an autoencoder.
 
 Default checkpoints are the bundled ``<layout>-<system>`` diffusion models (``loopcraft-64-millivid``,
-``loopcraft-64-framepack``, ``loopcraft-64-full-resolution``) on the bundled ``<layout>`` autoencoder.
+``loopcraft-64-framepack``, ``loopcraft-64-full-resolution``) on the bundled autoencoder that decodes
+generated frames (``models.defaults.simulator_autoencoder``: ``loopcraft-64-perceptual``).
 Any of them can be replaced with ``--checkpoint-for SYSTEM=NAME_OR_DIR`` (a bundled name, a checkpoint
 directory, a ``millivid train-diffusion --out`` run folder or a Hub repo id) and
 ``--autoencoder-for SYSTEM=NAME_OR_DIR``. Every problem is reported as :class:`SystemError_` with the
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evaluation.protocol import Protocol
+from models.defaults import simulator_autoencoder
 
 if TYPE_CHECKING:
     from models.world_model import WorldModel
@@ -105,7 +107,7 @@ def resolve_systems(
         raise SystemError_(
             f"checkpoints given for systems that are not evaluated: {extra}; add them to --systems"
         )
-    shared = autoencoder or protocol.layout
+    shared = autoencoder or simulator_autoencoder(protocol.layout)
     return [
         SystemSpec(
             name=name,

@@ -2,7 +2,7 @@
 
 The loop is test video 0 of ``millivid generate --split test --seed S`` (a walk chosen to come back to
 what its first quarter showed). When a world model is available (the envs' bundled
-``loopcraft-64`` + ``loopcraft-64-millivid`` checkpoints, or ``--autoencoder`` /
+``loopcraft-64-perceptual`` + ``loopcraft-64-millivid`` checkpoints, or ``--autoencoder`` /
 ``--checkpoint``), the demo rolls the loop out with it and writes ground truth | model side by side
 (`millivid_env.demo_model`); without one it writes the ground-truth loop alone, with a note saying
 why.
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from millivid_env.registration import ENV_CHECKPOINT
+from models.defaults import simulator_autoencoder
 
 #: Playback rate of the mp4 (the original Loopcraft videos are 20 fps).
 FPS = 20
@@ -39,7 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the world and walk (default 0)")
     parser.add_argument("--frames", type=int, default=256, help="frames of the loop (default 256)")
     parser.add_argument("--resolution", type=int, default=64, help="frame side, a multiple of 8 (default 64)")
-    parser.add_argument("--autoencoder", help="autoencoder checkpoint (default: the bundled loopcraft-64)")
+    parser.add_argument(
+        "--autoencoder",
+        help=f"autoencoder checkpoint (default: the bundled {simulator_autoencoder('loopcraft-64')})",
+    )
     parser.add_argument("--checkpoint", help=f"diffusion checkpoint (default: the bundled {ENV_CHECKPOINT})")
     parser.add_argument(
         "--sampling-steps", type=int, default=8, help="sampler steps per sub-step (default 8)"

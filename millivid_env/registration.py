@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from models.defaults import simulator_autoencoder
+
 #: Episode length of the ground-truth world env; long enough for the 512-frame evaluation videos.
 LOOPCRAFT_MAX_EPISODE_STEPS = 1024
 #: Episode length of the world-model envs: the CPU evaluation protocol generates 384 frames after its
@@ -32,8 +34,14 @@ LANDMARK_ENV_ID = "MilliVid-Loopcraft-Landmark-v3"
 #: the evaluation at noise time 0 (`sampler_endpoint=False`): 7 evaluations on the grid of 8, 3 on
 #: the grid of 4 (the skipped one moves the latents by less than 1e-3). The remembered latents are shown
 #: to the model at noise time 0.25 (`context_noise`; the models were trained with context noise up to
-#: 0.3): measured closer to the true frames (docs/results/env-quality/report.md).
-_V1 = {"autoencoder": "loopcraft-64", "sampler_endpoint": False, "context_noise": 0.25, "guidance_scale": 1.0}
+#: 0.3): measured closer to the true frames (docs/results/env-quality/report.md). Frames are decoded by
+#: `loopcraft-64-perceptual` (`models.defaults`: the decoder measured best on generated latents).
+_V1 = {
+    "autoencoder": simulator_autoencoder("loopcraft-64"),
+    "sampler_endpoint": False,
+    "context_noise": 0.25,
+    "guidance_scale": 1.0,
+}
 MILLIVID_VARIANTS: dict[str, dict[str, object]] = {
     DEFAULT_ENV_ID: {**_V1, "checkpoint": ENV_CHECKPOINT, "sampling_steps": 7},
     FAST_ENV_ID: {**_V1, "checkpoint": FAST_CHECKPOINT, "sampling_steps": 3},

@@ -166,7 +166,9 @@ class MilliVidEnv(gym.Env):
     | `MilliVid-Loopcraft-Fast-v3` | 3 (the grid of 4), frame-causal model; faster, lower quality | 512 |
     | `MilliVid-Loopcraft-Landmark-v3` | 3, reward head `loopcraft-64-landmark` | 200 |
 
-    All read the bundled `loopcraft-64` autoencoder and the `loopcraft-64-millivid` diffusion model,
+    All decode with the bundled `loopcraft-64-perceptual` autoencoder (the `loopcraft-64` of v3, renamed
+    when a decoder that reconstructs true frames better took that name; `models.defaults` says why) and
+    read the `loopcraft-64-millivid` diffusion model,
     except `-Fast-`: `loopcraft-64-millivid-framecausal` (fine-tuned to frame-causal context attention,
     so the past is encoded once per frame instead of once per level). Any change that alters frames
     (checkpoint, sampler, resolution) gets a new id or version.

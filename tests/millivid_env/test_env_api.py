@@ -30,7 +30,7 @@ def test_registered_with_vector_entry_point(env_id):
     spec = gym.spec(env_id)
     assert spec.entry_point == "millivid_env.world_model_env:MilliVidEnv"
     assert spec.vector_entry_point == "millivid_env.world_model_vector_env:MilliVidVectorEnv"
-    assert spec.max_episode_steps == 512 and spec.kwargs["autoencoder"] == "loopcraft-64"
+    assert spec.max_episode_steps == 512 and spec.kwargs["autoencoder"] == "loopcraft-64-perceptual"
     expected = FAST_CHECKPOINT if env_id == FAST_ENV_ID else ENV_CHECKPOINT
     assert spec.kwargs["checkpoint"] == expected and spec.kwargs["sampler_endpoint"] is False
     assert spec.kwargs["context_noise"] == 0.25

@@ -95,12 +95,13 @@ def test_bundled_checkpoints_load_offline():
     names = bundled_names()
     for name in names:
         assert (BUNDLED_DIR / name / "README.md").is_file(), f"{name} has no model card"
+        config = json.loads((BUNDLED_DIR / name / "config.json").read_text())
         if name.endswith("-landmark"):
             load_reward_head(name)
-        elif name.startswith("loopcraft-64-"):
+        elif "encoder_depth" not in config:  # a diffusion model
             assert VideoDiT.from_pretrained(name).config.layout == "loopcraft-64"
         else:
             model = load_autoencoder(name)
             assert model.reconstruct(synthetic_frames(1)).shape == (1, 3, 64, 64)
     if names:  # the package ships the env's defaults together
-        assert {"loopcraft-64", "loopcraft-64-millivid"} <= set(names)
+        assert {"loopcraft-64", "loopcraft-64-perceptual", "loopcraft-64-millivid"} <= set(names)
