@@ -50,3 +50,16 @@ def save_tiny_world_model(
     ae_dir = save_checkpoint(autoencoder, root / "autoencoder", model_card=TINY_CARD)
     dit_dir = save_checkpoint(dit, root / "diffusion", model_card=TINY_CARD)
     return Path(ae_dir), Path(dit_dir)
+
+
+def batch_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """A sample computed alone equals the same sample computed in a batch, as far as the BLAS allows.
+
+    Bitwise where BLAS is batch-invariant (MKL's strict mode on Intel CPUs, which ``import millivid_env``
+    sets); equal up to float rounding (1e-5) elsewhere, e.g. on AMD CPUs, where MKL ignores that mode.
+    """
+    from models.rollout.streaming import blas_is_batch_invariant
+
+    if blas_is_batch_invariant():
+        return torch.equal(a, b)
+    return torch.allclose(a, b, atol=1e-5)

@@ -13,6 +13,7 @@ from models.diffusion import TokenBatch, VideoDiT, cell_tokens
 from models.diffusion.sampler import sample
 from models.rollout.streaming import StreamingPlan, context_depths, generate_next_frame
 from models.strategies import get_strategy
+from models.testing import batch_equal
 from models.tokens import get_layout
 from models.world_model import WorldModel
 
@@ -92,14 +93,6 @@ def test_each_token_carries_its_frames_latent_and_action(plan, dit, monkeypatch)
         assert (batch.action[:, new_token] == action[:, None]).all()
 
 
-def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Bitwise equal where BLAS is batch-invariant (MKL strict mode on Intel CPUs; ``import millivid_env``
-    sets it), equal up to float rounding elsewhere (e.g. MKL on AMD CPUs ignores the strict mode)."""
-    if streaming.blas_is_batch_invariant():
-        return torch.equal(a, b)
-    return torch.allclose(a, b, atol=1e-5)
-
-
 def test_batch_equals_single_streams(plan, dit):
     past, past_actions, action = _inputs(plan, b=3)
     batched = generate_next_frame(
@@ -115,7 +108,7 @@ def test_batch_equals_single_streams(plan, dit):
             [torch.Generator().manual_seed(s)],
             steps=2,
         )
-        assert _same(alone[0], batched[i])
+        assert batch_equal(alone[0], batched[i])
     assert not torch.equal(batched[0], batched[1])
 
 
@@ -200,7 +193,7 @@ def test_per_sample_generators_in_the_sampler(dit):
     )
     first = TokenBatch(x[:1], index[None], torch.zeros(1, len(role), dtype=torch.long), role[None])
     alone = sample(dit, first, steps=2, generator=[torch.Generator().manual_seed(3)])
-    assert _same(both[0], alone[0])
+    assert batch_equal(both[0], alone[0])
     with pytest.raises(ValueError, match="2 generators for a batch of 1"):
         sample(dit, first, steps=2, generator=[torch.Generator(), torch.Generator()])
     assert np.isfinite(both.numpy()).all()

@@ -11,7 +11,7 @@ import torch
 import models.rollout.open_loop as open_loop
 from models.rollout import imagine, pad_actions, rollout_latents
 from models.strategies import DENOISED, get_strategy, plan_rollout
-from models.testing import save_tiny_world_model
+from models.testing import batch_equal, save_tiny_world_model
 from models.tokens import get_layout
 from models.world_model import WorldModel
 
@@ -81,11 +81,6 @@ def test_every_cell_generated_once_from_available_context(world, monkeypatch, na
 
 
 def test_deterministic_and_batched_equals_per_video(world):
-    from models.rollout.streaming import blas_is_batch_invariant
-
-    # Bit-identical when the BLAS gives a row the same bits alone as in a batch (MKL_CBWR strict
-    # mode, which `import millivid_env` sets); otherwise equal to float rounding.
-    same = torch.equal if blas_is_batch_invariant() else lambda a, b: torch.allclose(a, b, atol=1e-5)
     latents, actions = video(2, 90, seed=1)
     for name, start, end in (("framepack", 64, 67), ("millivid", 85, 86)):
 
@@ -97,8 +92,8 @@ def test_deterministic_and_batched_equals_per_video(world):
 
         batched = run(latents, actions, [3, 4])
         assert torch.equal(batched, run(latents, actions, [3, 4]))
-        assert same(batched[:1], run(latents[:1], actions[:1], [3]))
-        assert same(batched[1:], run(latents[1:], actions[1:], [4]))
+        assert batch_equal(batched[:1], run(latents[:1], actions[:1], [3]))
+        assert batch_equal(batched[1:], run(latents[1:], actions[1:], [4]))
         assert not torch.equal(batched[:1, start:end], run(latents[:1], actions[:1], [5])[:, start:end])
         assert bool(torch.isfinite(batched).all()) and batched[:, start:end].abs().sum() > 0
     one = rollout_latents(
