@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -127,12 +127,16 @@ def train(cfg: DiffusionTrainConfig, ctx: Dist | None = None) -> dict[str, float
         run_dir.mkdir(parents=True, exist_ok=True)
     identity = _latents_identity(cfg)
     model_cfg = dit_config(cfg.size, layout=identity["layout"], context_attention=cfg.context_attention)
+    source = VideoDiT.from_pretrained(cfg.init_from) if cfg.init_from else None
+    if source is not None:
+        # The GELU variant has no weights (bundled checkpoints use the exact one): a fine-tune keeps
+        # the checkpoint's instead of failing on it. Done on resume too, so the run's config matches.
+        model_cfg = replace(model_cfg, gelu=source.config.gelu)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = VideoDiT(model_cfg).to(ctx.device)
     optimizers = build_optimizers(model, cfg.lr, cfg.muon_lr, cfg.weight_decay, cfg.optimizer)
     state = load_run_state(run_dir, model, optimizers)
-    if state is None and cfg.init_from:
-        source = VideoDiT.from_pretrained(cfg.init_from)
+    if state is None and source is not None:
         initialise_from(model, source, cfg.init_from, "--size", ignore=("context_attention",))
     run_info = {
         "model_config": asdict(model_cfg),

@@ -256,6 +256,20 @@ def test_fine_tune_from_a_checkpoint_to_frame_causal(latents: Path, tmp_path: Pa
     assert not all(torch.equal(source[k], v) for k, v in weights(tmp_path / "ft").items())
 
 
+def test_fine_tune_keeps_the_checkpoints_gelu(latents: Path, tmp_path: Path):
+    # Bundled checkpoints run the exact GELU while --size names the tanh one: a fine-tune of one must
+    # start (and resume) with the checkpoint's activation instead of failing on the difference.
+    train(tiny_config(latents, tmp_path / "base", 2))
+    base = VideoDiT.from_pretrained(str(tmp_path / "base" / "checkpoint" / "model"))
+    exact_dir = tmp_path / "exact"
+    VideoDiT(replace(base.config, gelu="exact")).save_pretrained(str(exact_dir))
+    train(tiny_config(latents, tmp_path / "ft", 1, init_from=str(exact_dir)))
+    train(tiny_config(latents, tmp_path / "ft", 2, init_from=str(exact_dir)))
+    tuned = VideoDiT.from_pretrained(str(tmp_path / "ft" / "checkpoint" / "model"))
+    assert tuned.config.gelu == "exact"
+    assert json.loads((tmp_path / "ft" / "checkpoint" / "trainer.json").read_text())["step"] == 2
+
+
 def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 
