@@ -22,7 +22,11 @@ import numpy as np  # noqa: E402
 
 from evaluation.protocol import Protocol  # noqa: E402
 
-_BOUND_STYLE = {"upper-bound": ("--", "#2ca02c"), "lower-bound": ("--", "#7f7f7f")}
+_BOUND_STYLE = {
+    "upper-bound": ("--", "#2ca02c"),
+    "lower-bound": ("--", "#7f7f7f"),
+    "baseline": (":", "#000000"),
+}
 _SYSTEM_COLOURS = {"millivid": "#d62728", "framepack": "#1f77b4", "full-resolution": "#ff7f0e"}
 
 

@@ -150,6 +150,9 @@ def _strip_rows(evaluation: Evaluation) -> tuple[list[dict[str, Any]], list[str]
     return rows, columns
 
 
+_KIND_NOTE = {"upper-bound": " *(bound)*", "lower-bound": " *(bound)*", "baseline": " *(baseline)*"}
+
+
 def _cell(stats: dict[str, Any] | float | None, digits: int) -> str:
     if isinstance(stats, dict):
         mean, sem = stats.get("mean"), stats.get("sem")
@@ -188,7 +191,9 @@ def markdown(document: dict[str, Any]) -> str:
         + ". Values are mean ± standard error over videos of the per-video mean in the bucket; the Fréchet "
         "distance pools the bucket's frames of all videos (no error bar).",
         "- Bounds: *autoencoded GT* = true frames through the system's autoencoder (best reachable); *random "
-        "frames* = the same frame index of a random other test video (unrelated but realistic).",
+        "frames* = the same frame index of a random other test video (unrelated but realistic). Baseline: "
+        "*last context frame held* = the trivial predictor that repeats the last true context frame; a "
+        "system below it has not learnt how the view moves.",
         f"- Device `{document['device']}`; machine: {_machine(document['machine'])}.",
         f"- Created {document['created']}; config fingerprint `{document['fingerprint'][:16]}`.",
         "",
@@ -209,7 +214,7 @@ def markdown(document: dict[str, Any]) -> str:
         lines += ["", f"## {meta['label']} ({arrow})", "", "| | " + " | ".join(BUCKET_NAMES) + " |"]
         lines.append("|---" * (len(BUCKET_NAMES) + 1) + "|")
         for result in document["results"].values():
-            name = result["label"] + (" *(bound)*" if result["kind"].endswith("bound") else "")
+            name = result["label"] + _KIND_NOTE.get(result["kind"], "")
             cells = [_cell(result["buckets"][b].get(metric), digits) for b in BUCKET_NAMES]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += _collapse_lines(document)

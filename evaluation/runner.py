@@ -9,6 +9,8 @@ For each test video (``C`` context + ``T`` future frames of a Loopcraft test loo
   (encode, decode level 0), once per distinct autoencoder;
 - ``random-frames`` (**lower bound**): for every rollout frame ``i`` the raw frame ``C + i`` of a
   random *other* test video (drawn per video from a seeded generator; realistic but unrelated);
+- ``last-context-frame`` (**baseline**): the last true context frame, held for all ``T`` frames (the
+  trivial predictor of video prediction: a world model that does not beat it has not learnt motion);
 - ``ground-truth``: the true future frames' features (reference of the Fréchet distance) and the
   revisit frames chosen for the report's strips.
 
@@ -37,7 +39,7 @@ from evaluation.metric_setup import build_metrics
 from evaluation.metrics import PreparedTarget
 from evaluation.protocol import OPEN_LOOP_STEPS, Protocol
 from evaluation.revisits import RevisitTolerance, context_revisits, spread
-from evaluation.store import GROUND_TRUTH, RANDOM_FRAMES, ResultStore, autoencoded_key
+from evaluation.store import GROUND_TRUTH, LAST_CONTEXT_FRAME, RANDOM_FRAMES, ResultStore, autoencoded_key
 from evaluation.systems import SystemSpec, check_layouts, check_strategy, load_system, resolve_files
 from evaluation.testset import TestSet
 from models.rollout.open_loop import imagine
@@ -90,7 +92,7 @@ class Entry:
 
     Attributes:
         key: folder name under ``per_video``.
-        kind: ``system``, ``upper-bound``, ``lower-bound`` or ``reference``.
+        kind: ``system``, ``upper-bound``, ``lower-bound``, ``baseline`` or ``reference``.
         label: display name in tables and plots.
         spec: the system (systems only; for ``upper-bound`` the first system using that autoencoder).
     """
@@ -102,7 +104,10 @@ class Entry:
 
 
 def plan_entries(systems: list[SystemSpec], files: dict[str, dict[str, Any]]) -> list[Entry]:
-    """Systems, one autoencoded bound per distinct autoencoder, the random bound, the reference."""
+    """The entries: systems, one autoencoded bound per autoencoder, two baselines, the reference.
+
+    The baselines are the random-frame bound and the held last context frame.
+    """
     entries = [Entry(s.name, "system", s.name, s) for s in systems]
     seen: dict[str, Entry] = {}
     for spec in systems:
@@ -114,6 +119,7 @@ def plan_entries(systems: list[SystemSpec], files: dict[str, dict[str, Any]]) ->
             entry.label = f"autoencoded GT ({entry.spec.autoencoder})"  # type: ignore[union-attr]
     entries += list(seen.values())
     entries.append(Entry(RANDOM_FRAMES, "lower-bound", "random frames"))
+    entries.append(Entry(LAST_CONTEXT_FRAME, "baseline", "last context frame held"))
     entries.append(Entry(GROUND_TRUTH, "reference", "ground truth"))
     return entries
 
@@ -290,6 +296,8 @@ class Evaluation:
                         self._run_autoencoded(entry, positions, saved)
                     elif entry.kind == "lower-bound":
                         self._run_random(entry, positions, saved)
+                    elif entry.kind == "baseline":
+                        self._run_held_frame(entry, positions, saved)
                     else:
                         self._run_reference(entry, positions, saved)
                     seconds[entry.key] += time.perf_counter() - start
@@ -376,6 +384,12 @@ class Evaluation:
                 frames[where] = self.test_set.rollout_frames(int(d), where)
             numbers = np.asarray(self.test_set.numbers, dtype=np.int64)[source]
             saved(entry.key, k, {**self._score(k, frames), "donor": numbers})
+
+    def _run_held_frame(self, entry: Entry, positions: list[int], saved: Callable) -> None:
+        c, t = self.protocol.context, self.protocol.horizon
+        for k in positions:
+            last = self.test_set.video(k).frames[c - 1]
+            saved(entry.key, k, self._score(k, np.repeat(last[None], t, axis=0)))
 
     def _run_reference(self, entry: Entry, positions: list[int], saved: Callable) -> None:
         c = self.protocol.context

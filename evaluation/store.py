@@ -5,8 +5,9 @@ Layout of ``DIR``::
     DIR/evaluation.json                     the shared config, the entries' configs, their fingerprints
     DIR/per_video/<entry>/<video>.npz       per-frame results of one entry on one test video
 
-``<entry>`` is a system name, ``autoencoded-<ae>`` (upper bound), ``random-frames`` (lower bound) or
-``ground-truth`` (reference features and strip frames); ``<video>`` is the zero-padded video number.
+``<entry>`` is a system name, ``autoencoded-<ae>`` (upper bound), ``random-frames`` (lower bound),
+``last-context-frame`` (the trivial baseline: the last context frame held) or ``ground-truth``
+(reference features and strip frames); ``<video>`` is the zero-padded video number.
 Each ``.npz`` is written to a temporary name and renamed, and carries its entry's fingerprint, so a
 killed evaluation leaves only finished files and a rerun skips exactly those.
 
@@ -14,7 +15,9 @@ The config splits in two. The *shared* part (protocol, test set, sampling, metri
 to use a folder at all: a ``DIR`` made with another one is refused (:class:`ConfigMismatchError`). Each
 entry's own part (a system's checkpoints, an autoencoder's digest) goes into that entry's fingerprint
 only, so a folder grows: evaluating more systems in it computes only their results and reuses the
-stored ones of the others, and a system given another checkpoint is recomputed.
+stored ones of the others, and a system given another checkpoint is recomputed. A system is identified
+by its files' contents (sha256), not by the names or folders they were given as, so renaming a bundled
+checkpoint keeps its results. Folders of the earlier formats are converted in place.
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ import numpy as np
 from millivid_env.loopcraft.npzio import atomic_write_bytes, npz_bytes
 
 FORMAT = "millivid-evaluation"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 CONFIG_FILE = "evaluation.json"
 PER_VIDEO = "per_video"
 GROUND_TRUTH = "ground-truth"
 RANDOM_FRAMES = "random-frames"
+LAST_CONTEXT_FRAME = "last-context-frame"
 
 
 class ConfigMismatchError(ValueError):
@@ -71,7 +75,8 @@ def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict
     """``(shared, {entry key: entry config})`` of a full evaluation config (with ``"systems"``).
 
     A system's results depend on its checkpoints; the autoencoded bound only on the autoencoder's
-    weights; the random-frames bound and the ground-truth reference on the shared config alone.
+    weights; the random-frames bound, the last-context-frame baseline and the ground-truth reference
+    on the shared config alone.
     """
     shared = {k: v for k, v in config.items() if k != "systems"}
     entries: dict[str, dict[str, Any]] = {}
@@ -80,12 +85,35 @@ def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict
         digest = system["files"]["autoencoder"]["sha256"]
         entries[autoencoded_key(digest)] = {"autoencoder_sha256": digest}
     entries[RANDOM_FRAMES] = {}
+    entries[LAST_CONTEXT_FRAME] = {}
     entries[GROUND_TRUTH] = {}
     return shared, entries
 
 
+def entry_identity(entry: dict[str, Any]) -> dict[str, Any]:
+    """What an entry's results depend on besides the shared config.
+
+    For a system: the sha256 of its diffusion and autoencoder weights and the strategy it was trained
+    for, not the names or folders the files were given as. Other entries: their config as it is.
+    """
+    system = entry.get("system")
+    if system is None:
+        return entry
+    files = system["files"]
+    return {
+        "diffusion_sha256": files["diffusion"]["sha256"],
+        "autoencoder_sha256": files["autoencoder"]["sha256"],
+        "trained_strategy": system.get("trained_strategy"),
+    }
+
+
 def entry_fingerprint(shared: dict[str, Any], key: str, entry: dict[str, Any]) -> str:
-    """The stamp of ``key``'s per-video results: the shared config and the entry's own."""
+    """The stamp of ``key``'s per-video results: the shared config and the entry's identity."""
+    return fingerprint({"shared": shared, "entry": key, "identity": entry_identity(entry)})
+
+
+def _v2_fingerprint(shared: dict[str, Any], key: str, entry: dict[str, Any]) -> str:
+    """The stamp format 2 gave: the whole entry config, names and folders included."""
     return fingerprint({"shared": shared, "entry": key, "config": entry})
 
 
@@ -95,8 +123,9 @@ class ResultStore:
     Args:
         root: the evaluation's ``--out`` folder (created).
         config: the evaluation config (JSON types, with ``"systems"``); its shared part must match the
-            folder's (:func:`split_config`). A folder of the earlier single-fingerprint format is
-            converted in place (its results stay valid).
+            folder's (:func:`split_config`). Folders of the earlier formats (one fingerprint for
+            everything; stamps over names and folders) are converted in place (their results stay
+            valid).
 
     Raises:
         ConfigMismatchError: ``root`` was used for another shared config.
@@ -110,7 +139,8 @@ class ResultStore:
         self.stamps = {key: entry_fingerprint(self.shared, key, cfg) for key, cfg in entries.items()}
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / CONFIG_FILE
-        recorded: dict[str, Any] | None = None  # None: write evaluation.json (new, or converted)
+        recorded: dict[str, Any] | None = None  # the entries evaluation.json holds (None: a new folder)
+        version = FORMAT_VERSION
         if path.is_file():
             try:
                 document = json.loads(path.read_text())
@@ -127,12 +157,14 @@ class ResultStore:
                     f"Differences (stored vs requested):\n  {lines}\nUse another --out folder, or delete "
                     f"{self.root} to start over"
                 )
-            recorded = document.get("entries", {}) if version >= 2 else None
+            recorded = document.get("entries", {}) if version >= 3 else None
             if version < 2:
                 self._convert(document)
-        previous = recorded if recorded is not None else {}
+            elif version == 2:
+                recorded = self._restamp_v2(old_shared, document.get("entries", {}))
+        previous = recorded or {}
         updated = {**previous, **{k: {"config": entries[k], "fingerprint": self.stamps[k]} for k in entries}}
-        if updated != recorded:
+        if updated != recorded or version != FORMAT_VERSION:
             document = {"format": FORMAT, "format_version": FORMAT_VERSION}
             document.update(fingerprint=fingerprint(self.shared), config=self.shared, entries=updated)
             atomic_write_bytes(path, (json.dumps(document, indent=1, sort_keys=True) + "\n").encode())
@@ -143,15 +175,29 @@ class ResultStore:
         Only entries of the old config are carried over (the requested config has the same shared
         part; its entries are then recorded as usual).
         """
-        old_print = document["fingerprint"]
         shared, entries = split_config(document["config"])
         for key, entry in entries.items():
-            stamp = entry_fingerprint(shared, key, entry)
-            for path in sorted((self.root / PER_VIDEO / key).glob("*.npz")):
-                arrays = _read(path)
-                if arrays is not None and _stamp(arrays) == old_print:
-                    arrays["fingerprint"] = np.array(stamp)
-                    atomic_write_bytes(path, npz_bytes(arrays))
+            self._restamp(key, document["fingerprint"], entry_fingerprint(shared, key, entry))
+
+    def _restamp_v2(self, shared: dict[str, Any], entries: dict[str, Any]) -> dict[str, Any]:
+        """Re-stamp the results of a format-2 folder with content identities; returns its entries."""
+        converted = {}
+        for key, record in entries.items():
+            old, new = (
+                _v2_fingerprint(shared, key, record["config"]),
+                entry_fingerprint(shared, key, record["config"]),
+            )
+            self._restamp(key, old, new)
+            converted[key] = {"config": record["config"], "fingerprint": new}
+        return converted
+
+    def _restamp(self, key: str, old: str, new: str) -> None:
+        """Give ``key``'s result files stamped ``old`` the stamp ``new`` (atomic rewrites)."""
+        for path in sorted((self.root / PER_VIDEO / key).glob("*.npz")):
+            arrays = _read(path)
+            if arrays is not None and _stamp(arrays) == old:
+                arrays["fingerprint"] = np.array(new)
+                atomic_write_bytes(path, npz_bytes(arrays))
 
     def path(self, entry: str, number: int) -> Path:
         """File of ``entry``'s results on video ``number``."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from safetensors.torch import load_file, save_file
 
 import evaluation.runner as runner
 import evaluation.store as store_module
@@ -77,6 +79,7 @@ def test_report_files_and_structure(tiny):
     kinds = {key: r["kind"] for key, r in report["results"].items()}
     assert [k for k, v in kinds.items() if v == "system"] == list(SYSTEMS)
     assert sorted(kinds.values()).count("upper-bound") == 1 and kinds["random-frames"] == "lower-bound"
+    assert kinds["last-context-frame"] == "baseline"
     for result in report["results"].values():
         assert set(result["buckets"]) == {"short", "medium", "long", "all", "revisits"}
         for bucket in result["buckets"].values():
@@ -132,6 +135,12 @@ def test_bounds_use_the_autoencoder_and_other_videos(tiny):
             ]
         )
         np.testing.assert_allclose(random["psnr"], psnr(donor_frames, truth).numpy(), rtol=1e-5)
+        # The baseline holds the last true context frame.
+        held = np.load(tiny.out / "per_video" / "last-context-frame" / f"{number:06d}.npz")
+        last = np.repeat(test_set.video(k).frames[CONTEXT - 1 : CONTEXT], len(truth), axis=0)
+        np.testing.assert_allclose(held["psnr"], psnr(last, truth).numpy(), rtol=1e-5)
+    md = (tiny.out / "report.md").read_text()
+    assert "| last context frame held *(baseline)* |" in md
 
 
 def test_rerun_skips_everything_and_config_change_is_refused(tiny, monkeypatch, capsys):
@@ -233,11 +242,14 @@ def test_folder_grows_with_more_systems(tiny, tmp_path, rolled):
         for name, value in arrays.items():
             np.testing.assert_array_equal(again[name], value)
     recorded = json.loads((tmp_path / "evaluation.json").read_text())
-    assert recorded["format_version"] == 2 and "systems" not in recorded["config"]
+    assert recorded["format_version"] == 3 and "systems" not in recorded["config"]
     assert {"framepack", "full-resolution", GROUND_TRUTH, RANDOM_FRAMES} <= set(recorded["entries"])
     assert evaluation(["full-resolution"]).pending()["full-resolution"] == []
-    # A system given another checkpoint is an entry of another fingerprint: recomputed.
-    checkpoints["framepack"] = str(shutil.copytree(tiny.dit, tmp_path.parent / "copied"))
+    # A system given another checkpoint (other weights) is an entry of another fingerprint: recomputed.
+    other = shutil.copytree(tiny.dit, tmp_path.parent / "other")
+    weights = load_file(str(other / "model.safetensors"))
+    save_file({k: v * 1.01 for k, v in weights.items()}, str(other / "model.safetensors"))
+    checkpoints["framepack"] = str(other)
     again = evaluation(["framepack"])
     assert again.pending()["framepack"] == [0, 1, 2] and again.pending()[GROUND_TRUTH] == []
 
@@ -263,7 +275,39 @@ def test_folders_of_the_single_fingerprint_format_are_converted(tiny, tmp_path):
     (tmp_path / "evaluation.json").write_text(json.dumps(legacy))
     reopened = Evaluation(PROTOCOL, systems, test_set, str(tmp_path), settings, progress=False)
     assert not any(reopened.pending().values())
-    assert json.loads((tmp_path / "evaluation.json").read_text())["format_version"] == 2
+    assert json.loads((tmp_path / "evaluation.json").read_text())["format_version"] == 3
+
+
+def test_results_follow_the_weights_not_their_names(tiny, tmp_path):
+    """The same files under another folder (a renamed checkpoint) keep their results, and a folder of
+    format 2 (stamps over the names and folders) is converted without recomputing anything."""
+    settings = EvaluationSettings(
+        steps=1, batch_size=3, device="cpu", strip_tolerance=RevisitTolerance(100, 180, 1)
+    )
+    test_set = open_test_set(tiny.data, PROTOCOL, VIDEOS)
+    out = tmp_path / "eval"
+
+    def evaluation(dit: Path) -> Evaluation:
+        systems = resolve_systems(["framepack"], PROTOCOL, {"framepack": str(dit)}, autoencoder=str(tiny.ae))
+        return Evaluation(PROTOCOL, systems, test_set, str(out), settings, progress=False)
+
+    evaluation(tiny.dit).run()
+    renamed = shutil.copytree(tiny.dit, tmp_path / "renamed")
+    assert not any(evaluation(renamed).pending().values())
+    document = json.loads((out / "evaluation.json").read_text())
+    shared = document["config"]
+    for key, record in document["entries"].items():  # back to format 2
+        old = store_module._v2_fingerprint(shared, key, record["config"])
+        record["fingerprint"] = old
+        for path in (out / "per_video" / key).glob("*.npz"):
+            with np.load(path) as archive:
+                arrays = dict(archive)
+            arrays["fingerprint"] = np.array(old)
+            np.savez(path, **arrays)
+    document["format_version"] = 2
+    (out / "evaluation.json").write_text(json.dumps(document))
+    assert not any(evaluation(renamed).pending().values())
+    assert json.loads((out / "evaluation.json").read_text())["format_version"] == 3
 
 
 def test_cached_metric_path_equals_one_shot_scoring(tiny, tmp_path, monkeypatch):
