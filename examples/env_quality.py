@@ -4,7 +4,10 @@ The env is reset with the first ``--context`` true frames and actions of a test 
 ``context_frames`` / ``context_actions``), then steps the loop's next ``--frames`` true actions; every
 generated frame is compared with the true one (ST-LPIPS-Alex, PSNR), averaged per 32-frame bucket
 over the loops (mean and standard error over loops). `millivid evaluate` measures the open-loop
-rollouts of the paper's protocol; this measures what an env user sees, for any checkpoint and sampler:
+rollouts of the paper's protocol; this measures what an env user sees, for any checkpoint and sampler.
+The same scores are given for the trivial baseline that holds the last true context frame
+(``held_frame``): an env that does not beat it has not learnt how the view moves.
+
 
     python examples/env_quality.py --data data/test64 --videos 16 --out env-quality.json \\
         --checkpoint loopcraft-64-millivid-framecausal --sampling-steps 3
@@ -65,6 +68,7 @@ def main() -> None:
     )
     distance = StLpipsAlex()  # the evaluation's ST-LPIPS-Alex (`millivid evaluate`)
     scores: dict[str, list[list[float]]] = {"lpips": [], "psnr": []}
+    held: dict[str, list[list[float]]] = {"lpips": [], "psnr": []}
     start = time.perf_counter()
     for v in range(args.first_video, args.first_video + args.videos):
         video = load_video(args.data, v)
@@ -82,7 +86,27 @@ def main() -> None:
             lpips = distance(generated, truth).numpy()
         scores["lpips"].append(lpips.tolist())
         scores["psnr"].append(psnr(generated, truth).tolist())
+        still = np.repeat(video.frames[args.context - 1 : args.context], len(truth), axis=0)
+        with torch.no_grad():
+            held["lpips"].append(distance(still, truth).numpy().tolist())
+        held["psnr"].append(psnr(still, truth).tolist())
         print(f"loop {v}: LPIPS {lpips.mean():.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
+    summary, held_summary = bucket_summary(scores), bucket_summary(held)
+    document = {
+        "options": vars(args),
+        "bucket_frames": BUCKET,
+        "summary": summary,
+        "per_frame": scores,
+        "held_frame": {"summary": held_summary, "per_frame": held},
+    }
+    with open(args.out, "w") as handle:
+        json.dump(document, handle)
+    print(json.dumps(summary))
+    print("last context frame held:", json.dumps(held_summary))
+
+
+def bucket_summary(scores: dict[str, list[list[float]]]) -> dict[str, dict[str, list[float] | None]]:
+    """Per metric: mean and standard error over loops of each loop's mean per ``BUCKET`` frames."""
     summary = {}
     for name, rows in scores.items():
         buckets = np.array(rows).reshape(len(rows), -1, BUCKET).mean(axis=2)  # (videos, buckets)
@@ -90,10 +114,7 @@ def main() -> None:
             "mean": buckets.mean(0).round(4).tolist(),
             "se": (buckets.std(0, ddof=1) / np.sqrt(len(rows))).round(4).tolist() if len(rows) > 1 else None,
         }
-    document = {"options": vars(args), "bucket_frames": BUCKET, "summary": summary, "per_frame": scores}
-    with open(args.out, "w") as handle:
-        json.dump(document, handle)
-    print(json.dumps(summary))
+    return summary
 
 
 if __name__ == "__main__":

@@ -126,3 +126,49 @@ def test_rollout_bench_model_is_the_bundled_architecture() -> None:
     model = _model()
     assert model.config == bundled and not model.training
     assert bundled.gelu == "exact"
+
+
+def test_bench_reports_a_skipped_entry_without_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(registry.BENCHMARKS, "gpu-only", registry.Entry(f"{__name__}:_gpu_only", "gpu"))
+    path = tmp_path / "bench.json"
+    assert main(["bench", "--only", "gpu-only", "--json", str(path)]) == 0
+    assert "skipped gpu-only: needs a CUDA GPU" in capsys.readouterr().out
+    assert json.loads(path.read_text())["skipped"] == {"gpu-only": "needs a CUDA GPU"}
+
+
+def _gpu_only() -> registry.Results:
+    raise registry.BenchSkipped("needs a CUDA GPU")
+
+
+def test_paper_rollout_bench_runs_on_a_tiny_model() -> None:
+    # The GPU entry's measurement on the CPU with the tiny DiT: the harness, not the numbers.
+    from evaluation.bench.gpu_rollout import measure_paper_rollout
+
+    out = measure_paper_rollout(
+        "cpu", size="tiny", protocol_steps=2, original_steps=3, batches=(1, 2), repeats=1
+    )
+    rates = {k: v["value"] for k, v in out.items() if k.endswith("_frames_per_s")}
+    assert set(rates) == {
+        "ours_equal_steps_b1_frames_per_s",
+        "ours_protocol_steps_b1_frames_per_s",
+        "original_method_b1_frames_per_s",
+        "ours_equal_steps_b2_frames_per_s",
+        "ours_protocol_steps_b2_frames_per_s",
+    }
+    assert all(rate > 0 for rate in rates.values())
+    ratio = out["speedup_equal_steps_vs_original_method"]["value"]
+    expected = rates["ours_equal_steps_b1_frames_per_s"] / rates["original_method_b1_frames_per_s"]
+    assert ratio == pytest.approx(expected)
+    assert out["speedup_equal_steps_vs_published"]["target"] == ">= 10"
+
+
+def test_paper_rollout_bench_is_skipped_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from evaluation.bench.gpu_rollout import bench_paper_rollout_gpu
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(registry.BenchSkipped, match="needs a CUDA GPU"):
+        bench_paper_rollout_gpu()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.bench.machine import describe_machine, machine_line
-from evaluation.bench.registry import BENCHMARKS
+from evaluation.bench.registry import BENCHMARKS, BenchSkipped
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,19 +64,32 @@ def run(args: argparse.Namespace) -> int:
     print(f"millivid bench, {date}\nmachine: {machine_line(machine)}\n")
     results: dict[str, dict[str, dict[str, Any]]] = {}
     failures: dict[str, str] = {}
+    skipped: dict[str, str] = {}
     for name in names:
         print(f"running {name}: {BENCHMARKS[name].summary} ...", file=sys.stderr, flush=True)
         start = time.perf_counter()
         try:
             results[name] = BENCHMARKS[name].load()()
+        except BenchSkipped as reason:  # not a failure: this machine cannot run it
+            skipped[name] = str(reason)
+            print(f"  {name} skipped: {reason}", file=sys.stderr)
+            continue
         except Exception as error:  # noqa: BLE001 - one failing benchmark must not hide the others
             failures[name] = f"{type(error).__name__}: {error}"
             print(f"  {name} failed: {failures[name]}", file=sys.stderr)
             continue
         print(f"  done in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     print(format_table(results))
+    for name, reason in skipped.items():
+        print(f"skipped {name}: {reason}")
     if args.json:
-        document = {"date": date, "machine": machine, "results": results, "failures": failures}
+        document = {
+            "date": date,
+            "machine": machine,
+            "results": results,
+            "failures": failures,
+            "skipped": skipped,
+        }
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
         print(f"\nwrote {args.json}")
