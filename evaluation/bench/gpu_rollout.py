@@ -183,7 +183,7 @@ def measure_paper_rollout(
     first = batches[0]
     equal, original = rates[f"ours_equal_steps_b{first}"], rates[f"original_method_b{first}"]
     out["speedup_equal_steps_vs_original_method"] = result(
-        equal / original, "x", note=f"same GPU, model and {original_steps} steps; batch {first}"
+        equal / original, "x", note=f"same device, model and {original_steps} steps; batch {first}"
     )
     out["speedup_equal_steps_vs_published"] = result(
         equal / ORIGINAL_FRAMES_PER_S,
