@@ -87,14 +87,20 @@ def test_bench_runs_registered_entries_and_writes_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The real entries take tens of seconds; a fake one checks the harness (numbers are never asserted).
-    monkeypatch.setitem(registry.BENCHMARKS, "fake", registry.Entry(f"{__name__}:_fake_bench", "fake"))
-    path = tmp_path / "bench.json"
-    assert main(["bench", "--only", "fake", "--json", str(path)]) == 0
-    out = capsys.readouterr().out
+    out, document = _bench_fake_entry("_fake_bench", tmp_path, monkeypatch, capsys)
     assert "machine:" in out and "fake" in out and "1,234" in out and ">= 1000  ok" in out
-    document = json.loads(path.read_text())
     assert document["results"]["fake"]["speed"]["value"] == 1234.0
     assert {"cpu", "logical_cores", "numba", "torch"} <= set(document["machine"])
+
+
+def _bench_fake_entry(
+    function: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[str, dict]:
+    """Run `millivid bench` on one entry ``fake`` = this module's ``function``: (stdout, JSON document)."""
+    monkeypatch.setitem(registry.BENCHMARKS, "fake", registry.Entry(f"{__name__}:{function}", "fake"))
+    path = tmp_path / "bench.json"
+    assert main(["bench", "--only", "fake", "--json", str(path)]) == 0
+    return capsys.readouterr().out, json.loads(path.read_text())
 
 
 def _fake_bench() -> registry.Results:
@@ -131,11 +137,9 @@ def test_rollout_bench_model_is_the_bundled_architecture() -> None:
 def test_bench_reports_a_skipped_entry_without_failing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(registry.BENCHMARKS, "gpu-only", registry.Entry(f"{__name__}:_gpu_only", "gpu"))
-    path = tmp_path / "bench.json"
-    assert main(["bench", "--only", "gpu-only", "--json", str(path)]) == 0
-    assert "skipped gpu-only: needs a CUDA GPU" in capsys.readouterr().out
-    assert json.loads(path.read_text())["skipped"] == {"gpu-only": "needs a CUDA GPU"}
+    out, document = _bench_fake_entry("_gpu_only", tmp_path, monkeypatch, capsys)
+    assert "skipped fake: needs a CUDA GPU" in out
+    assert document["skipped"] == {"fake": "needs a CUDA GPU"} and document["results"] == {}
 
 
 def _gpu_only() -> registry.Results:
