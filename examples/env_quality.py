@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--sampler-endpoint", action="store_true", help="also evaluate at t = 0")
     parser.add_argument("--context-noise", type=float, default=0.0, help="env kwarg context_noise")
     parser.add_argument("--guidance-scale", type=float, default=1.0, help="env kwarg guidance_scale")
+    parser.add_argument("--decode-level", type=int, default=0, help="env kwarg decode_level")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True, help="JSON file of the per-frame scores and the summary")
     args = parser.parse_args()
@@ -65,6 +66,7 @@ def main() -> None:
         sampler_endpoint=args.sampler_endpoint,
         context_noise=args.context_noise,
         guidance_scale=args.guidance_scale,
+        decode_level=args.decode_level,
     )
     distance = StLpipsAlex()  # the evaluation's ST-LPIPS-Alex (`millivid evaluate`)
     scores: dict[str, list[list[float]]] = {"lpips": [], "psnr": []}

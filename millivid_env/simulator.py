@@ -43,6 +43,8 @@ class StreamingSimulator:
             :func:`models.diffusion.sampler.sample`; False saves it).
         context_noise: noise time at which the remembered latents are shown to the model (0: clean;
             models trained with context-noise augmentation accept up to their training range).
+        decode_level: level of the generated latents that frames are decoded from (0: the finest).
+            Every level is still generated and remembered; only the returned frame changes.
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class StreamingSimulator:
         guidance_scale: float = 1.0,
         endpoint: bool = True,
         context_noise: float = 0.0,
+        decode_level: int = 0,
     ) -> None:
         if int(sampling_steps) < 1:
             raise ValueError(f"sampling_steps must be a positive int, got {sampling_steps!r}")
@@ -68,6 +71,17 @@ class StreamingSimulator:
             raise ValueError(f"context_noise must lie in [0, 1] (0 = clean context), got {context_noise!r}")
         self.context_noise = float(context_noise)
         layout = world_model.layout
+        levels = layout.num_levels
+        if (
+            isinstance(decode_level, bool)
+            or not isinstance(decode_level, (int, np.integer))
+            or not 0 <= decode_level < levels
+        ):
+            raise ValueError(
+                f"decode_level must be an int in [0, {levels - 1}] (0 = the finest level, the default), "
+                f"got {decode_level!r}"
+            )
+        self.decode_level = int(decode_level)
         self.plan = StreamingPlan.build(get_strategy(layout.name, "streaming"), layout)
         self.depths = memory_depths(layout.name)
         self.memories = [
@@ -134,4 +148,5 @@ class StreamingSimulator:
         for memory, latents, action in zip(memories, new, actions, strict=True):
             memory.push(latents, int(action))
         layout = self.world_model.layout
-        return self.world_model.decode_frames(new[:, layout.level_slice(0)], level=0)
+        level = self.decode_level
+        return self.world_model.decode_frames(new[:, layout.level_slice(level)], level=level)

@@ -65,6 +65,7 @@ class MilliVidVectorEnv(VectorEnv):
         sampler_endpoint: the sampler's last evaluation is at noise time 0 (see the single env).
         context_noise: noise time of the remembered latents shown to the model (see the single env).
         guidance_scale: classifier-free guidance scale of the sampler (see the single env).
+        decode_level: level of the generated latents the frames are decoded from (see the single env).
         context_frames: real frames of each starting walk (>= 85).
         ground_truth: step a ``Loopcraft-v0`` twin per sub-env (``info["ground_truth"]``, ``info["pose"]``).
         render_mode: None or ``"rgb_array"`` (``render()`` returns a tuple of the sub-envs' frames).
@@ -93,6 +94,7 @@ class MilliVidVectorEnv(VectorEnv):
         sampler_endpoint: bool = DEFAULT_SAMPLER_ENDPOINT,
         context_noise: float = DEFAULT_CONTEXT_NOISE,
         guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
+        decode_level: int = 0,
     ) -> None:
         """Load the model (once per process) and build the batched spaces; see the class docstring."""
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
@@ -109,7 +111,7 @@ class MilliVidVectorEnv(VectorEnv):
         self.reward_model = latent_reward_or_none(reward_head, self.world_model, success_threshold, shaping)
         self.simulator = StreamingSimulator(
             self.world_model, num_envs, sampling_steps, endpoint=sampler_endpoint,
-            context_noise=context_noise, guidance_scale=guidance_scale,
+            context_noise=context_noise, guidance_scale=guidance_scale, decode_level=decode_level,
         )  # fmt: skip
         self.context_frames = check_context_frames(context_frames, self.simulator.min_context)
         self.ground_truth = bool(ground_truth)

@@ -112,6 +112,9 @@ def test_bad_constructor_arguments(tiny_model):
     for scale in (0.0, float("nan")):
         with pytest.raises(ValueError, match=r"guidance_scale must be a finite number > 0"):
             MilliVidEnv(**tiny_model.kwargs, guidance_scale=scale)
+    for level in (4, -1, 1.0, True):
+        with pytest.raises(ValueError, match=r"decode_level must be an int in \[0, 3\]"):
+            MilliVidEnv(**tiny_model.kwargs, decode_level=level)
 
 
 def test_bundled_default_checkpoints_step():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from millivid_env.loopcraft.env import LoopcraftEnv
 from millivid_env.loopcraft.episodes import render_episode
@@ -206,3 +207,18 @@ def test_time_limit_and_record_episode_statistics(make_env):
     assert [s[3] for s in steps] == [False, False, True]
     episode = steps[-1][4]["episode"]
     assert episode["l"] == 3 and episode["r"] == 0.0 and steps[-1][4]["step"] == 3
+
+
+def test_decode_level_changes_only_the_shown_frame(make_env):
+    actions = [0, 1, 2]
+    fine, coarse = make_env(), make_env(decode_level=2)
+    fine_frames, coarse_frames = rollout(fine, actions, seed=3), rollout(coarse, actions, seed=3)
+    assert np.array_equal(fine_frames[0], coarse_frames[0])  # reset shows the real context frame
+    assert not np.array_equal(fine_frames[1:], coarse_frames[1:])
+    # Same generation and memory: the coarse frame is the newest remembered level-2 latents decoded.
+    a, b = fine.unwrapped.memory, coarse.unwrapped.memory
+    for level in range(4):
+        assert torch.equal(a.level(level, 1), b.level(level, 1))
+    world = coarse.unwrapped.world_model
+    assert np.array_equal(coarse_frames[-1], world.decode_frames(b.level(2, 1), level=2)[0])
+    assert np.array_equal(fine_frames[-1], world.decode_frames(a.level(0, 1), level=0)[0])

@@ -111,3 +111,14 @@ def test_vector_errors(make_vec, tiny_model):
         MilliVidVectorEnv(num_envs=0, **tiny_model.kwargs)
     with pytest.warns(UserWarning, match="render_mode"):
         assert envs.render() is None
+
+
+def test_vector_decode_level_equals_single_envs(make_vec, make_env):
+    envs = make_vec(num_envs=2, decode_level=2)
+    singles = [make_env(decode_level=2) for _ in range(2)]
+    envs.reset(seed=5)
+    for i, env in enumerate(singles):
+        env.reset(seed=5 + i)
+    obs = envs.step(np.array([0, 1]))[0]
+    for i, env in enumerate(singles):
+        assert np.array_equal(obs[i], env.step(i)[0]), f"sub-env {i} differs from its single env"
