@@ -28,6 +28,7 @@ import time
 from typing import TYPE_CHECKING
 
 from evaluation.bench.registry import BenchSkipped, Results, result
+from evaluation.bench.rollout_bench import random_step_tokens
 from evaluation.protocol import OPEN_LOOP_STEPS
 
 if TYPE_CHECKING:
@@ -42,26 +43,21 @@ ORIGINAL_FRAMES_PER_S = 0.43
 TARGET_FACTOR = 10.0
 
 
-def _synchronize(device: torch.device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def matmul_peak_bf16(device: torch.device, seconds: float = 1.0, n: int = 8192) -> float:
     """bf16 TFLOP/s of ``n x n @ n x n`` products on ``device`` (wall clock, synchronised)."""
     import torch
 
+    from models.diffusion.perf import synchronize
+
     a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
     b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
     a @ b  # warm-up
-    _synchronize(device)
+    synchronize(device)
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         for _ in range(10):
             a @ b
-        _synchronize(device)
+        synchronize(device)
         count += 10
     return count * 2 * n**3 / (time.perf_counter() - start) / 1e12
 
@@ -72,9 +68,6 @@ def step_batch(model: VideoDiT, strategy_name: str, batch: int) -> tuple[TokenBa
     Returns:
         ``(tokens on the model's device, frames per chunk, rollout steps per chunk)``.
     """
-    import torch
-
-    from models.diffusion import TokenBatch
     from models.rollout import step_tokens
     from models.strategies import get_strategy, plan_rollout
     from models.tokens import get_layout
@@ -90,34 +83,8 @@ def step_batch(model: VideoDiT, strategy_name: str, batch: int) -> tuple[TokenBa
     if len(structures) != 1:  # every preset has a constant budget; timing one step relies on it
         raise ValueError(f"{strategy_name} on {layout.name}: steps of {len(structures)} structures")
     table = step_tokens(strategy, steps[0].step, layout)
-    n = table.num_tokens
-    g = torch.Generator().manual_seed(0)
-    tokens = TokenBatch(
-        x=torch.rand(batch, n, model.config.latent_channels, generator=g) * 2 - 1,
-        index=table.index.expand(batch, n, 4),
-        action=torch.randint(0, model.config.num_actions, (batch, n), generator=g),
-        role=table.role.expand(batch, n),
-    )
+    tokens = random_step_tokens(table, batch, model.config.latent_channels, model.config.num_actions)
     return tokens.to(model.device), plan.limit - start, len(steps)
-
-
-def time_step(model: VideoDiT, tokens: TokenBatch, steps: int, use_cache: bool, repeats: int) -> float:
-    """Seconds of one rollout step (a whole ``sample`` call), best of ``repeats`` after a warm-up."""
-    import torch
-
-    from models.diffusion import sample
-
-    generator = torch.Generator()
-
-    def run() -> float:
-        _synchronize(model.device)
-        start = time.perf_counter()
-        sample(model, tokens, steps=steps, generator=generator.manual_seed(0), use_cache=use_cache)
-        _synchronize(model.device)
-        return time.perf_counter() - start
-
-    run()  # warm-up: kernels, allocator
-    return min(run() for _ in range(repeats))
 
 
 def measure_paper_rollout(
@@ -147,7 +114,7 @@ def measure_paper_rollout(
     """
     import torch
 
-    from models.diffusion import VideoDiT, count_sample_flops, dit_config
+    from models.diffusion import VideoDiT, count_sample_flops, dit_config, time_sample
 
     dev = torch.device(device)
     torch.manual_seed(0)
@@ -167,7 +134,7 @@ def measure_paper_rollout(
         for name, (steps, cached) in variants.items():
             if name == "original_method" and batch != batches[0]:
                 continue
-            seconds = time_step(model, tokens, steps, cached, repeats)
+            seconds = time_sample(model, tokens, steps, cached, repeats)
             rate = frames / (steps_per_chunk * seconds)  # frames/s per stream
             key = f"{name}_b{batch}"
             rates[key] = rate

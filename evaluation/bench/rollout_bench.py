@@ -23,7 +23,8 @@ from evaluation.protocol import OPEN_LOOP_STEPS
 if TYPE_CHECKING:
     import torch
 
-    from models.diffusion import VideoDiT
+    from models.diffusion import TokenBatch, VideoDiT
+    from models.rollout.tokens import StepTokens
     from models.strategies import Strategy
 
 #: Frames generated per measurement: one whole millivid chunk, 16 frames for the per-frame strategies.
@@ -72,6 +73,25 @@ def _inputs(batch: int, name: str) -> tuple[Strategy, torch.Tensor, torch.Tensor
     latents = torch.rand(batch, frames, 85, 32, generator=g) * 2 - 1
     actions = torch.randint(0, 3, (batch, frames), generator=g)
     return strategy, latents, actions, start, frames
+
+
+def random_step_tokens(table: StepTokens, batch: int, channels: int, num_actions: int = 3) -> TokenBatch:
+    """``batch`` token sets of one rollout step's structure (``step_tokens``) with random values.
+
+    Speed does not depend on the values: latents uniform in [-1, 1], random actions, seed 0.
+    """
+    import torch
+
+    from models.diffusion import TokenBatch
+
+    n = table.num_tokens
+    g = torch.Generator().manual_seed(0)
+    return TokenBatch(
+        x=torch.rand(batch, n, channels, generator=g) * 2 - 1,
+        index=table.index.expand(batch, n, 4),
+        action=torch.randint(0, num_actions, (batch, n), generator=g),
+        role=table.role.expand(batch, n),
+    )
 
 
 def rollout_flops(model: VideoDiT, strategy: Strategy, batch: int, start: int, end: int) -> int:
@@ -144,9 +164,7 @@ def bench_rollout() -> Results:
 
 def bench_context_cache() -> Results:
     """Speed-up of the sampler's context cache on one rollout step (interleaved timings, best of 3)."""
-    import torch
-
-    from models.diffusion import TokenBatch, time_sampling
+    from models.diffusion import time_sampling
     from models.rollout import step_tokens
     from models.tokens import get_layout
 
@@ -158,13 +176,7 @@ def bench_context_cache() -> Results:
             strategy, _, _, _, _ = _inputs(1, name)
             table = step_tokens(strategy, 0, layout)
             n = table.num_tokens
-            g = torch.Generator().manual_seed(0)
-            tokens = TokenBatch(
-                x=torch.rand(batch, n, 32, generator=g) * 2 - 1,
-                index=table.index.expand(batch, n, 4),
-                action=torch.randint(0, 3, (batch, n), generator=g),
-                role=table.role.expand(batch, n),
-            )
+            tokens = random_step_tokens(table, batch, 32)
             timing = time_sampling(model, tokens, steps=SAMPLER_STEPS, repeats=3)
             note = (
                 f"{name} step 0 ({n - len(table.denoised)} context + {len(table.denoised)} denoised tokens), "

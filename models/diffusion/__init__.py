@@ -14,7 +14,7 @@ from models.diffusion.batch import TokenBatch, cell_tokens
 from models.diffusion.config import DIT_SIZES, DiTConfig, dit_config
 from models.diffusion.dit import ContextCache, VideoDiT
 from models.diffusion.loss import diffusion_loss
-from models.diffusion.perf import count_flops, count_sample_flops, flop_counter, time_sampling
+from models.diffusion.perf import count_flops, count_sample_flops, flop_counter, time_sample, time_sampling
 from models.diffusion.sampler import ContextReuse, sample
 from models.diffusion.schedule import CosineSchedule
 
@@ -37,5 +37,6 @@ __all__ = [
     "flop_counter",
     "dit_config",
     "sample",
+    "time_sample",
     "time_sampling",
 ]

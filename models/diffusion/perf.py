@@ -76,10 +76,32 @@ def count_sample_flops(
     return int(counter.get_total_flops())
 
 
-def _seconds(fn: Callable[[], object]) -> float:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued kernels (CUDA runs asynchronously; a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _seconds(fn: Callable[[], object], device: torch.device) -> float:
+    synchronize(device)
     start = time.perf_counter()
     fn()
+    synchronize(device)
     return time.perf_counter() - start
+
+
+def time_sample(model: VideoDiT, batch: TokenBatch, steps: int, use_cache: bool, repeats: int = 3) -> float:
+    """Seconds of one :func:`~models.diffusion.sampler.sample` call, best of ``repeats`` after a warm-up.
+
+    Timed on the wall clock with the model's device synchronised around each call.
+    """
+    generator = torch.Generator()
+
+    def run() -> None:
+        sample(model, batch, steps=steps, generator=generator.manual_seed(0), use_cache=use_cache)
+
+    run()  # warm-up: kernels, allocator
+    return min(_seconds(run, model.device) for _ in range(repeats))
 
 
 def time_sampling(model: VideoDiT, batch: TokenBatch, steps: int = 8, repeats: int = 3) -> dict[str, float]:
@@ -110,7 +132,7 @@ def time_sampling(model: VideoDiT, batch: TokenBatch, steps: int = 8, repeats: i
         fn()
     for _ in range(repeats):
         for name, fn in runs.items():
-            best[name] = min(best[name], _seconds(fn))
+            best[name] = min(best[name], _seconds(fn, model.device))
     results = {f"{name}_ms": 1e3 * seconds for name, seconds in best.items()}
     for name, cached in (("cached", True), ("uncached", False)):
         results[f"{name}_flops"] = float(count_sample_flops(model, batch, steps, use_cache=cached))

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from models.checkpoints import read_config, resolve_checkpoint
 from models.diffusion.config import DiTConfig, dit_config
 from models.diffusion.dit import VideoDiT
 from models.latents import LatentDataset
@@ -127,16 +128,18 @@ def train(cfg: DiffusionTrainConfig, ctx: Dist | None = None) -> dict[str, float
         run_dir.mkdir(parents=True, exist_ok=True)
     identity = _latents_identity(cfg)
     model_cfg = dit_config(cfg.size, layout=identity["layout"], context_attention=cfg.context_attention)
-    source = VideoDiT.from_pretrained(cfg.init_from) if cfg.init_from else None
-    if source is not None:
+    if cfg.init_from:
         # The GELU variant has no weights (bundled checkpoints use the exact one): a fine-tune keeps
-        # the checkpoint's instead of failing on it. Done on resume too, so the run's config matches.
-        model_cfg = replace(model_cfg, gelu=source.config.gelu)
+        # the checkpoint's instead of failing on it. Read on resume too (config only), so the run's
+        # config matches.
+        source_cfg = read_config(resolve_checkpoint(cfg.init_from), DiTConfig)
+        model_cfg = replace(model_cfg, gelu=source_cfg.gelu)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = VideoDiT(model_cfg).to(ctx.device)
     optimizers = build_optimizers(model, cfg.lr, cfg.muon_lr, cfg.weight_decay, cfg.optimizer)
     state = load_run_state(run_dir, model, optimizers)
-    if state is None and source is not None:
+    if state is None and cfg.init_from:
+        source = VideoDiT.from_pretrained(cfg.init_from)
         initialise_from(model, source, cfg.init_from, "--size", ignore=("context_attention",))
     run_info = {
         "model_config": asdict(model_cfg),
