@@ -5,8 +5,12 @@ The env is reset with the first ``--context`` true frames and actions of a test 
 generated frame is compared with the true one (ST-LPIPS-Alex, PSNR), averaged per 32-frame bucket
 over the loops (mean and standard error over loops). `millivid evaluate` measures the open-loop
 rollouts of the paper's protocol; this measures what an env user sees, for any checkpoint and sampler.
-The same scores are given for the trivial baseline that holds the last true context frame
-(``held_frame``): an env that does not beat it has not learnt how the view moves.
+The same scores are given for two baselines that need no model: the last true context frame held
+(``held_frame``; an env that does not beat it has not learnt how the view moves) and, for every step,
+the context frame whose pose is nearest to the true pose (``oracle_lookup``; a perfect look-up of what
+the env was shown, distance = blocks moved + degrees turned / 30). ``--one-step`` also scores single
+steps from true context (reset with the true frames up to ``t``, step action ``t``), split into forward
+and turn steps, next to the true previous frame held.
 
 
     python examples/env_quality.py --data data/test64 --videos 16 --out env-quality.json \\
@@ -31,6 +35,7 @@ from millivid_env.world_model_env import (
     MilliVidEnv,
 )
 from models.data import load_video
+from models.warp import ActionWarp, load_warp
 
 BUCKET = 32
 
@@ -52,6 +57,13 @@ def main() -> None:
     parser.add_argument("--context-noise", type=float, default=0.0, help="env kwarg context_noise")
     parser.add_argument("--guidance-scale", type=float, default=1.0, help="env kwarg guidance_scale")
     parser.add_argument("--decode-level", type=int, default=0, help="env kwarg decode_level")
+    parser.add_argument("--warp", default=None, help="env kwarg warp (an action-warp checkpoint)")
+    parser.add_argument(
+        "--no-remember-shown", action="store_true", help="env kwarg remember_shown=False (with --warp)"
+    )
+    parser.add_argument(
+        "--one-step", type=int, default=0, help="single steps from true context scored per loop (0: none)"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True, help="JSON file of the per-frame scores and the summary")
     args = parser.parse_args()
@@ -67,10 +79,18 @@ def main() -> None:
         context_noise=args.context_noise,
         guidance_scale=args.guidance_scale,
         decode_level=args.decode_level,
+        warp=args.warp,
+        remember_shown=not args.no_remember_shown,
     )
     distance = StLpipsAlex()  # the evaluation's ST-LPIPS-Alex (`millivid evaluate`)
     scores: dict[str, list[list[float]]] = {"lpips": [], "psnr": []}
     held: dict[str, list[list[float]]] = {"lpips": [], "psnr": []}
+    oracle: dict[str, list[list[float]]] = {"lpips": [], "psnr": []}
+    warp_only: dict[str, list[list[float]]] = {"lpips": [], "psnr": []}
+    warp = None if args.warp is None else load_warp(args.warp)
+    one_step: dict[str, dict[str, list[float]]] = {
+        kind: {"model": [], "held": []} for kind in ("forward", "turn")
+    }
     start = time.perf_counter()
     for v in range(args.first_video, args.first_video + args.videos):
         video = load_video(args.data, v)
@@ -92,19 +112,110 @@ def main() -> None:
         with torch.no_grad():
             held["lpips"].append(distance(still, truth).numpy().tolist())
         held["psnr"].append(psnr(still, truth).tolist())
+        nearest = nearest_pose_frames(video.poses[: args.context], video.poses[args.context : end])
+        looked_up = video.frames[nearest]
+        with torch.no_grad():
+            oracle["lpips"].append(distance(looked_up, truth).numpy().tolist())
+        oracle["psnr"].append(psnr(looked_up, truth).tolist())
+        positions = (
+            np.linspace(args.context, end - 1, args.one_step).round().astype(int) if args.one_step else []
+        )
+        for t in positions:
+            env.reset(seed=v + args.seed_offset, options={
+                "context_frames": video.frames[:t], "context_actions": video.actions[:t],
+            })  # fmt: skip
+            frame = env.step(int(video.actions[t]))[0]
+            kind = "forward" if int(video.actions[t]) == 0 else "turn"
+            with torch.no_grad():
+                one_step[kind]["model"].append(float(distance(frame[None], video.frames[t : t + 1])[0]))
+                one_step[kind]["held"].append(
+                    float(distance(video.frames[t - 1 : t], video.frames[t : t + 1])[0])
+                )
         print(f"loop {v}: LPIPS {lpips.mean():.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
-    summary, held_summary = bucket_summary(scores), bucket_summary(held)
+    summary, held_summary, oracle_summary = (
+        bucket_summary(scores),
+        bucket_summary(held),
+        bucket_summary(oracle),
+    )
+    one_step_summary = {
+        kind: {name: mean_se(values) for name, values in rows.items()} | {"count": len(rows["model"])}
+        for kind, rows in one_step.items()
+    }
     document = {
         "options": vars(args),
         "bucket_frames": BUCKET,
         "summary": summary,
         "per_frame": scores,
         "held_frame": {"summary": held_summary, "per_frame": held},
+        "oracle_lookup": {"summary": oracle_summary, "per_frame": oracle},
+        "loops_below_held": loops_below(scores["lpips"], held["lpips"]),
+        **({"warp_only": {"summary": bucket_summary(warp_only), "per_frame": warp_only}} if warp else {}),
+        "one_step": one_step_summary,
     }
     with open(args.out, "w") as handle:
         json.dump(document, handle)
     print(json.dumps(summary))
     print("last context frame held:", json.dumps(held_summary))
+    print("oracle look-up:", json.dumps(oracle_summary))
+    print("loops below held per bucket:", document["loops_below_held"])
+    if warp is not None:
+        print("warp only (no model):", json.dumps(document["warp_only"]["summary"]))
+    if args.one_step:
+        print("one step from true context:", json.dumps(one_step_summary))
+
+
+@torch.no_grad()
+def warp_only_frames(warp: ActionWarp, frame: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """The frame moved by each action in turn, no model: where a move reveals pixels, the unmoved ones.
+
+    Args:
+        warp: the action warp.
+        frame: uint8 ``(R, R, 3)`` starting frame.
+        actions: int ``(N,)``.
+
+    Returns:
+        uint8 ``(N, R, R, 3)``.
+    """
+    current = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255.0
+    out = []
+    for action in actions:
+        warped, valid = warp(current, torch.tensor([int(action)]))
+        current = (valid * warped + (1.0 - valid) * current).clamp(0.0, 1.0)
+        out.append(current)
+    return (torch.cat(out).permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+
+
+def nearest_pose_frames(
+    context_poses: np.ndarray, poses: np.ndarray, degrees_per_block: float = 30.0
+) -> np.ndarray:
+    """Index of the context pose nearest to each pose: blocks apart (x, z) + degrees of yaw apart / 30.
+
+    Args:
+        context_poses: float ``(T, 5)`` (x, y, z, yaw, pitch) of the context frames.
+        poses: float ``(N, 5)``.
+
+    Returns:
+        int ``(N,)`` indices into the context.
+    """
+    offset = np.linalg.norm(poses[:, None, [0, 2]] - context_poses[None, :, [0, 2]], axis=-1)  # (N, T)
+    yaw = np.abs((poses[:, None, 3] - context_poses[None, :, 3] + 180.0) % 360.0 - 180.0)
+    return np.argmin(offset + yaw / degrees_per_block, axis=1)
+
+
+def loops_below(model: list[list[float]], baseline: list[list[float]]) -> list[int]:
+    """Per bucket, on how many loops the model's mean score is below the baseline's (paired)."""
+    m = np.array(model).reshape(len(model), -1, BUCKET).mean(axis=2)
+    b = np.array(baseline).reshape(len(baseline), -1, BUCKET).mean(axis=2)
+    return (m < b).sum(axis=0).tolist()
+
+
+def mean_se(values: list[float]) -> list[float | None]:
+    """[mean, standard error] of a list (None where undefined)."""
+    if not values:
+        return [None, None]
+    a = np.asarray(values)
+    se = float(a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else None
+    return [round(float(a.mean()), 4), None if se is None else round(se, 4)]
 
 
 def bucket_summary(scores: dict[str, list[list[float]]]) -> dict[str, dict[str, list[float] | None]]:

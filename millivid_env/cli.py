@@ -29,6 +29,7 @@ COMMANDS: dict[str, Command] = {
         "models.training.autoencoder_cli", "train or resume the hierarchical autoencoder"
     ),
     "encode": Command("models.encoding", "encode a video dataset into a latent dataset"),
+    "fit-warp": Command("models.warp.fit_cli", "fit the per-action warp of the previous frame to a dataset"),
     "train-diffusion": Command(
         "models.training.diffusion_cli", "train or resume the video diffusion model on a latent dataset"
     ),

@@ -18,7 +18,7 @@ from millivid_env.loopcraft.env import LoopcraftEnv, check_render_mode
 from millivid_env.loopcraft.physics import validate_action
 from millivid_env.memory import HierarchicalMemory, MemorySnapshot
 from millivid_env.registration import DEFAULT_ENV_ID, MILLIVID_VARIANTS
-from millivid_env.simulator import StreamingSimulator
+from millivid_env.simulator import StreamingSimulator, load_warp_or_none
 from millivid_env.window import FrameWindow
 from models.world_model import WorldModel
 
@@ -215,6 +215,8 @@ class MilliVidEnv(gym.Env):
         context_noise: float = DEFAULT_CONTEXT_NOISE,
         guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
         decode_level: int = 0,
+        warp: str | None = None,
+        remember_shown: bool = True,
     ) -> None:
         """Load the world model (once per process) and build the spaces; see the class docstring."""
         self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
@@ -233,6 +235,8 @@ class MilliVidEnv(gym.Env):
             context_noise=context_noise,
             guidance_scale=guidance_scale,
             decode_level=decode_level,
+            warp=warp,
+            remember_shown=remember_shown,
         )
         self.world_model = WorldModel.load(autoencoder, checkpoint, device)
         self.reward_model = latent_reward_or_none(reward_head, self.world_model, success_threshold, shaping)
@@ -241,6 +245,7 @@ class MilliVidEnv(gym.Env):
         self.simulator = StreamingSimulator(
             self.world_model, 1, sampling_steps, endpoint=sampler_endpoint,
             context_noise=context_noise, guidance_scale=guidance_scale, decode_level=decode_level,
+            warp=load_warp_or_none(warp, self.world_model), remember_shown=remember_shown,
         )  # fmt: skip
         self.context_frames = check_context_frames(context_frames, self.simulator.min_context)
         self.ground_truth = bool(ground_truth)
@@ -391,6 +396,7 @@ class MilliVidEnv(gym.Env):
         self._np_random = copy.deepcopy(state.np_random)
         self._steps = state.steps
         self._obs = state.observation.copy()
+        self.simulator.frames[0] = state.observation.copy()
         self._history = deque(state.history, maxlen=self._history.maxlen)
         self._world_seed = state.world_seed
         self._truth_frame = None if state.truth_frame is None else state.truth_frame.copy()
