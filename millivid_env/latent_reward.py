@@ -15,7 +15,7 @@ import torch
 
 from millivid_env.loopcraft.task import LandmarkTask
 from millivid_env.memory import HierarchicalMemory
-from models.checkpoints import CheckpointError
+from models.checkpoints import CheckpointError, require_kind
 from models.reward_head import RewardHead, load_reward_head
 from models.world_model import WorldModel
 
@@ -49,7 +49,9 @@ class LatentReward:
         if shaping is not None and not float(shaping) >= 0.0:
             raise ValueError(f"shaping must be >= 0 (0: sparse reward), got {shaping!r}")
         self.threshold = float(threshold)
-        self.head: RewardHead = load_reward_head(name_or_path, device=world_model.device)
+        takes = {"autoencoder": "autoencoder", "diffusion": "checkpoint"}
+        directory = require_kind(name_or_path, "reward-head", "reward_head", takes)
+        self.head: RewardHead = load_reward_head(directory, device=world_model.device)
         config, layout = self.head.config, world_model.layout
         if config.layout != layout.name or config.latent_channels != layout.latent_channels:
             raise CheckpointError(

@@ -8,11 +8,12 @@ weights fails with the file named instead of silently leaving layers untrained.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +27,14 @@ BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
+#: Kinds of checkpoint told apart by their config's fields, each with its config dataclass (imported
+#: on demand). A ``config.json`` with a ``"kind"`` field (``"action-warp"``) names its kind itself.
+KIND_CONFIGS: dict[str, str] = {
+    "autoencoder": "models.autoencoder:AutoencoderConfig",
+    "diffusion": "models.diffusion.config:DiTConfig",
+    "reward-head": "models.reward_head:RewardHeadConfig",
+}
+
 M = TypeVar("M", bound=nn.Module)
 
 
@@ -33,11 +42,99 @@ class CheckpointError(ValueError):
     """A checkpoint cannot be found or does not load; the message names the file and the fix."""
 
 
-def bundled_names() -> list[str]:
-    """Names of the checkpoints shipped inside the package (``models/bundled/<name>/``)."""
+def bundled_names(kind: str | None = None) -> list[str]:
+    """Names of the checkpoints shipped in the package (``models/bundled/<name>/``), of one kind if given."""
     if not BUNDLED_DIR.is_dir():
         return []
-    return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / CONFIG_NAME).is_file())
+    names = sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / CONFIG_NAME).is_file())
+    return [n for n in names if kind is None or directory_kind(BUNDLED_DIR / n) == kind]
+
+
+def _config_fields(kind: str) -> set[str]:
+    module, _, name = KIND_CONFIGS[kind].partition(":")
+    return {f.name for f in fields(getattr(importlib.import_module(module), name))}
+
+
+def _class_kind(config_cls: type) -> str | None:
+    """The kind a config dataclass describes: its ``kind`` field's default, or its entry in KIND_CONFIGS."""
+    for field in fields(config_cls):
+        if field.name == "kind" and isinstance(field.default, str):
+            return field.default
+    return {v: k for k, v in KIND_CONFIGS.items()}.get(f"{config_cls.__module__}:{config_cls.__name__}")
+
+
+def config_kind(data: Mapping[str, Any]) -> str | None:
+    """The kind of checkpoint (``"autoencoder"``, ``"diffusion"``, ...) a parsed ``config.json`` describes.
+
+    Its own ``"kind"`` field if it has one; else the one kind of :data:`KIND_CONFIGS` whose config
+    dataclass has all of its fields; None when no kind or several fit.
+    """
+    if isinstance(data.get("config"), Mapping):
+        data = data["config"]
+    if isinstance(data.get("kind"), str):
+        return data["kind"]
+    fits = [kind for kind in KIND_CONFIGS if data and set(data) <= _config_fields(kind)]
+    return fits[0] if len(fits) == 1 else None
+
+
+def directory_kind(directory: str | os.PathLike[str]) -> str | None:
+    """:func:`config_kind` of ``directory/config.json``; None if it is missing or not a JSON object."""
+    try:
+        data = json.loads((Path(directory) / CONFIG_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return config_kind(data) if isinstance(data, dict) else None
+
+
+def _article(kind: str) -> str:
+    return "an" if kind[0] in "aeiou" else "a"
+
+
+def wrong_kind_message(
+    argument: str, given: object, found: str, kind: str, takes: Mapping[str, str] | None = None
+) -> str:
+    """``argument='given' is an autoencoder checkpoint, not a diffusion one; pass it as ...``."""
+    where = (takes or {}).get(found)
+    move = f"pass it as {where}=..., and " if where and where != argument else ""
+    bundled = bundled_names(kind)
+    examples = f" (bundled: {', '.join(repr(n) for n in bundled)})" if bundled else ""
+    found_a, kind_a = _article(found), _article(kind)
+    return (
+        f"{argument}={str(given)!r} is {found_a} {found} checkpoint, not {kind_a} {kind} one; "
+        f"{move}give {argument}= {kind_a} {kind} checkpoint{examples}"
+    )
+
+
+def require_kind(
+    name_or_path: str | os.PathLike[str],
+    kind: str,
+    argument: str,
+    takes: Mapping[str, str] | None = None,
+    revision: str | None = None,
+) -> Path:
+    """Resolve a checkpoint given as ``argument=`` and check that it is of ``kind``.
+
+    Args:
+        name_or_path: bundled name, local directory, or Hub repo id.
+        kind: the kind the argument takes (``"autoencoder"``, ``"diffusion"``, ...).
+        argument: the argument's name in the error message (``checkpoint``, ``autoencoder``, ...).
+        takes: which argument of the same call takes each other kind (e.g. ``{"autoencoder":
+            "autoencoder"}``), so that the message says where a checkpoint of the wrong kind goes.
+        revision: Hub revision for repo ids.
+
+    Returns:
+        the checkpoint's directory. A config whose kind cannot be told is let through (its loader
+        then reports what is wrong with it).
+
+    Raises:
+        CheckpointError: the checkpoint cannot be found, or is of another kind (the message names
+            its kind, the argument that takes it, and bundled checkpoints of the right kind).
+    """
+    directory = resolve_checkpoint(name_or_path, revision=revision)
+    found = directory_kind(directory)
+    if found is not None and found != kind:
+        raise CheckpointError(wrong_kind_message(argument, name_or_path, found, kind, takes))
+    return directory
 
 
 def _looks_like_repo_id(name: str) -> bool:
@@ -88,6 +185,7 @@ def read_config(directory: Path, config_cls: type) -> object:
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
         raise CheckpointError(f"{path} not found: {directory} is not a checkpoint directory")
+    data = None
     try:
         data = json.loads(path.read_text())
         data = data.get("config", data) if isinstance(data.get("config"), dict) else data
@@ -97,6 +195,12 @@ def read_config(directory: Path, config_cls: type) -> object:
             raise ValueError(f"unknown fields {unknown}")
         return config_cls(**data)
     except (ValueError, TypeError, AttributeError) as error:
+        found, wanted = config_kind(data) if isinstance(data, dict) else None, _class_kind(config_cls)
+        if found is not None and wanted is not None and found != wanted:
+            raise CheckpointError(
+                f"{directory} is {_article(found)} {found} checkpoint, not {_article(wanted)} {wanted} one "
+                f"(this loader reads a {config_cls.__name__}); pass {_article(wanted)} {wanted} checkpoint"
+            ) from error
         raise CheckpointError(f"{path}: invalid {config_cls.__name__} ({error})") from error
 
 

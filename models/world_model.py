@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from models.autoencoder import HierarchicalAutoencoder
-from models.checkpoints import CheckpointError, load_autoencoder
+from models.checkpoints import CheckpointError, load_autoencoder, require_kind
 from models.diffusion.dit import VideoDiT
 from models.tokens import TokenLayout, get_layout
 
@@ -53,6 +53,8 @@ class WorldModel:
         diffusion: str | os.PathLike[str],
         device: str | torch.device = "auto",
         cache: bool = True,
+        *,
+        names: tuple[str, str] = ("autoencoder", "checkpoint"),
     ) -> WorldModel:
         """Load (or take from the per-process cache) an autoencoder + diffusion pair.
 
@@ -61,18 +63,24 @@ class WorldModel:
             diffusion: diffusion checkpoint (same forms).
             device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
             cache: reuse a pair already loaded in this process (the weights are never modified).
+            names: what the caller's user calls the two in error messages (default: the envs'
+                ``autoencoder=`` and ``checkpoint=`` kwargs, also the CLIs' flags).
 
         Raises:
-            models.checkpoints.CheckpointError: a checkpoint cannot be loaded, or the two were trained
-                for different token layouts.
+            models.checkpoints.CheckpointError: a checkpoint cannot be loaded, is of the wrong kind
+                (e.g. an autoencoder given as the diffusion model), or the two were trained for
+                different token layouts.
         """
         dev = resolve_device(device)
         key = (str(autoencoder), str(diffusion), str(dev))
         with _CACHE_LOCK:
             if cache and key in _CACHE:
                 return _CACHE[key]
-            ae = load_autoencoder(autoencoder, device=dev)
-            dit = VideoDiT.from_pretrained(str(diffusion), map_location=str(dev))
+            takes = {"autoencoder": names[0], "diffusion": names[1]}
+            ae_dir = require_kind(autoencoder, "autoencoder", names[0], takes)
+            dit_dir = require_kind(diffusion, "diffusion", names[1], takes)
+            ae = load_autoencoder(ae_dir, device=dev)
+            dit = VideoDiT.from_pretrained(str(dit_dir), map_location=str(dev))
             if (
                 ae.config.layout != dit.config.layout
                 or ae.config.latent_channels != dit.config.latent_channels

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import warnings
@@ -134,6 +135,52 @@ def test_missing_checkpoints_give_the_loader_error(tiny_model, tmp_path, monkeyp
         gym.make(
             "MilliVid-Loopcraft-v3", checkpoint="no-such-model", autoencoder=tiny_model.kwargs["autoencoder"]
         )
+
+
+def test_checkpoints_of_the_wrong_kind_name_the_argument_that_takes_them(tiny_model, tmp_path):
+    ae, dit = tiny_model.kwargs["autoencoder"], tiny_model.kwargs["checkpoint"]
+    ae_as_dit = (
+        f"checkpoint={re.escape(repr(ae))} is an autoencoder checkpoint, not a diffusion one; pass it as "
+        r"autoencoder=\.\.\., and give checkpoint= a diffusion checkpoint "
+        r"\(bundled: .*'loopcraft-64-millivid'"
+    )
+    dit_as_ae = (
+        f"autoencoder={re.escape(repr(dit))} is a diffusion checkpoint, not an autoencoder one; pass it as "
+        r"checkpoint=\.\.\., and give autoencoder= an autoencoder checkpoint "
+        r"\(bundled: .*'loopcraft-64-perceptual'"
+    )
+    swapped = (
+        ({"checkpoint": ae, "autoencoder": ae}, ae_as_dit),
+        ({"checkpoint": dit, "autoencoder": dit}, dit_as_ae),
+        ({"checkpoint": "loopcraft-64", "autoencoder": ae}, "checkpoint='loopcraft-64' is an autoencoder"),
+        (
+            {"checkpoint": dit, "autoencoder": "loopcraft-64-millivid"},
+            "autoencoder='loopcraft-64-millivid' is a ",
+        ),
+    )
+    for kwargs, message in swapped:
+        with pytest.raises(CheckpointError, match=message):
+            gym.make(FAST_ENV_ID, **kwargs)
+    with pytest.raises(CheckpointError, match="autoencoder=.* is a diffusion checkpoint"):
+        gym.make_vec(
+            FAST_ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", checkpoint=dit, autoencoder=dit
+        )
+    with pytest.raises(
+        CheckpointError, match=r"reward_head=.* is a diffusion checkpoint.*pass it as checkpoint="
+    ):
+        gym.make(LANDMARK_ENV_ID, reward_head=dit, autoencoder=ae, checkpoint=dit)
+    # A kind that is told by its config's own "kind" field: refused by both arguments.
+    warp = tmp_path / "warp"
+    warp.mkdir()
+    (warp / "config.json").write_text('{"kind": "action-warp", "resolution": 64, "num_actions": 3}')
+    for kwargs in (
+        {"checkpoint": str(warp), "autoencoder": ae},
+        {"checkpoint": dit, "autoencoder": str(warp)},
+    ):
+        with pytest.raises(
+            CheckpointError, match=r"is an action-warp checkpoint, not an? (diffusion|autoencoder)"
+        ):
+            gym.make(FAST_ENV_ID, **kwargs)
 
 
 def test_render_modes(make_env, monkeypatch):

@@ -6,7 +6,16 @@ import pytest
 import torch
 
 from models.autoencoder import HierarchicalAutoencoder, size_config
-from models.checkpoints import BUNDLED_DIR, CheckpointError, bundled_names, load_autoencoder, save_checkpoint
+from models.checkpoints import (
+    BUNDLED_DIR,
+    CheckpointError,
+    bundled_names,
+    config_kind,
+    directory_kind,
+    load_autoencoder,
+    require_kind,
+    save_checkpoint,
+)
 
 from .conftest import synthetic_frames
 
@@ -105,3 +114,67 @@ def test_bundled_checkpoints_load_offline():
             assert model.reconstruct(synthetic_frames(1)).shape == (1, 3, 64, 64)
     if names:  # the package ships the env's defaults together
         assert {"loopcraft-64", "loopcraft-64-perceptual", "loopcraft-64-millivid"} <= set(names)
+
+
+def test_checkpoint_kinds_are_told_by_their_config(saved, tmp_path):
+    assert directory_kind(saved[1]) == "autoencoder"
+    kinds = {name: directory_kind(BUNDLED_DIR / name) for name in bundled_names()}
+    assert kinds["loopcraft-64-perceptual"] == kinds["loopcraft-64"] == "autoencoder"
+    assert kinds["loopcraft-64-millivid"] == kinds["loopcraft-64-millivid-framecausal"] == "diffusion"
+    assert kinds["loopcraft-64-landmark"] == "reward-head"
+    assert bundled_names("reward-head") == ["loopcraft-64-landmark"]
+    assert set(bundled_names("diffusion")) == {n for n, k in kinds.items() if k == "diffusion"}
+    assert config_kind({"kind": "action-warp", "resolution": 64}) == "action-warp"
+    assert config_kind({"config": {"encoder_depth": 2, "decoder_depth": 2}}) == "autoencoder"
+    assert config_kind({"context_attention": "frame-causal", "depth": 2}) == "diffusion"
+    # Fields that several kinds share, or that no kind has, tell nothing: the loader then reports.
+    assert config_kind({"layout": "loopcraft-64", "width": 64}) is None
+    assert config_kind({"widht": 3}) is None and config_kind({}) is None
+    assert directory_kind(tmp_path) is None
+
+
+def test_loaders_refuse_a_checkpoint_of_another_kind(saved, tmp_path):
+    from models.diffusion import VideoDiT
+    from models.reward_head import load_reward_head
+
+    _, path = saved
+    with pytest.raises(
+        CheckpointError, match=r"ckpt is an autoencoder checkpoint, not a diffusion one \(this "
+    ):
+        VideoDiT.from_pretrained(str(path))
+    with pytest.raises(
+        CheckpointError, match="loopcraft-64-millivid is a diffusion checkpoint, not an autoencoder"
+    ):
+        load_autoencoder("loopcraft-64-millivid")
+    with pytest.raises(CheckpointError, match="is an autoencoder checkpoint, not a reward-head one"):
+        load_reward_head(str(path))
+    warp = tmp_path / "warp"
+    warp.mkdir()
+    (warp / "config.json").write_text('{"kind": "action-warp", "resolution": 64}')
+    with pytest.raises(CheckpointError, match="is an action-warp checkpoint, not an autoencoder one"):
+        load_autoencoder(warp)
+
+
+def test_require_kind_names_the_argument_that_takes_it(saved):
+    _, path = saved
+    assert require_kind(path, "autoencoder", "autoencoder") == path
+    assert (
+        require_kind("loopcraft-64-millivid", "diffusion", "checkpoint")
+        == BUNDLED_DIR / "loopcraft-64-millivid"
+    )
+    takes = {"autoencoder": "autoencoder", "diffusion": "checkpoint"}
+    with pytest.raises(CheckpointError) as info:
+        require_kind(path, "diffusion", "checkpoint", takes)
+    bundled = ", ".join(repr(n) for n in bundled_names("diffusion"))
+    assert str(info.value) == (
+        f"checkpoint={str(path)!r} is an autoencoder checkpoint, not a diffusion one; pass it as "
+        f"autoencoder=..., and give checkpoint= a diffusion checkpoint (bundled: {bundled})"
+    )
+    head_as_ae = (
+        r"^ae='loopcraft-64-landmark' is a reward-head checkpoint, not an autoencoder one; "
+        r"give ae= an autoencoder checkpoint \(bundled: 'loopcraft-64', "
+    )
+    with pytest.raises(CheckpointError, match=head_as_ae):
+        require_kind("loopcraft-64-landmark", "autoencoder", "ae", takes)
+    with pytest.raises(CheckpointError, match="unknown checkpoint 'no-such-checkpoint'"):
+        require_kind("no-such-checkpoint", "autoencoder", "autoencoder")
