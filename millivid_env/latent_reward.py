@@ -17,7 +17,7 @@ from millivid_env.loopcraft.task import LandmarkTask
 from millivid_env.memory import HierarchicalMemory
 from models.checkpoints import CheckpointError, require_kind
 from models.reward_head import RewardHead, load_reward_head
-from models.world_model import WorldModel
+from models.world_model import ARGUMENTS, WorldModel
 
 __all__ = ["LatentReward", "latent_reward_or_none"]
 
@@ -49,8 +49,7 @@ class LatentReward:
         if shaping is not None and not float(shaping) >= 0.0:
             raise ValueError(f"shaping must be >= 0 (0: sparse reward), got {shaping!r}")
         self.threshold = float(threshold)
-        takes = {"autoencoder": "autoencoder", "diffusion": "checkpoint"}
-        directory = require_kind(name_or_path, "reward-head", "reward_head", takes)
+        directory = require_kind(name_or_path, "reward-head", ARGUMENTS["reward-head"], ARGUMENTS)
         self.head: RewardHead = load_reward_head(directory, device=world_model.device)
         config, layout = self.head.config, world_model.layout
         if config.layout != layout.name or config.latent_channels != layout.latent_channels:

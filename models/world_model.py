@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,15 @@ from models.autoencoder import HierarchicalAutoencoder
 from models.checkpoints import CheckpointError, load_autoencoder, require_kind
 from models.diffusion.dit import VideoDiT
 from models.tokens import TokenLayout, get_layout
+
+#: The argument that takes each kind of checkpoint, as error messages name them: the envs' kwargs
+#: (also the CLIs' flags).
+ARGUMENTS: dict[str, str] = {
+    "autoencoder": "autoencoder",
+    "diffusion": "checkpoint",
+    "reward-head": "reward_head",
+    "action-warp": "warp",
+}
 
 _CACHE: dict[tuple[str, str, str], WorldModel] = {}
 _CACHE_LOCK = threading.Lock()
@@ -54,7 +64,7 @@ class WorldModel:
         device: str | torch.device = "auto",
         cache: bool = True,
         *,
-        names: tuple[str, str] = ("autoencoder", "checkpoint"),
+        arguments: Mapping[str, str] = ARGUMENTS,
     ) -> WorldModel:
         """Load (or take from the per-process cache) an autoencoder + diffusion pair.
 
@@ -63,8 +73,8 @@ class WorldModel:
             diffusion: diffusion checkpoint (same forms).
             device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
             cache: reuse a pair already loaded in this process (the weights are never modified).
-            names: what the caller's user calls the two in error messages (default: the envs'
-                ``autoencoder=`` and ``checkpoint=`` kwargs, also the CLIs' flags).
+            arguments: what the caller's user calls the argument of each kind of checkpoint, for
+                error messages (default :data:`ARGUMENTS`: the envs' kwargs).
 
         Raises:
             models.checkpoints.CheckpointError: a checkpoint cannot be loaded, is of the wrong kind
@@ -76,9 +86,8 @@ class WorldModel:
         with _CACHE_LOCK:
             if cache and key in _CACHE:
                 return _CACHE[key]
-            takes = {"autoencoder": names[0], "diffusion": names[1]}
-            ae_dir = require_kind(autoencoder, "autoencoder", names[0], takes)
-            dit_dir = require_kind(diffusion, "diffusion", names[1], takes)
+            ae_dir = require_kind(autoencoder, "autoencoder", arguments["autoencoder"], arguments)
+            dit_dir = require_kind(diffusion, "diffusion", arguments["diffusion"], arguments)
             ae = load_autoencoder(ae_dir, device=dev)
             dit = VideoDiT.from_pretrained(str(dit_dir), map_location=str(dev))
             if (

@@ -178,7 +178,8 @@ def test_checkpoints_of_the_wrong_kind_name_the_argument_that_takes_them(tiny_mo
         {"checkpoint": dit, "autoencoder": str(warp)},
     ):
         with pytest.raises(
-            CheckpointError, match=r"is an action-warp checkpoint, not an? (diffusion|autoencoder)"
+            CheckpointError,
+            match=r"is an action-warp checkpoint, not an? (diffusion|autoencoder) one; pass it as warp=",
         ):
             gym.make(FAST_ENV_ID, **kwargs)
 

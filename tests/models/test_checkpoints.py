@@ -153,6 +153,10 @@ def test_loaders_refuse_a_checkpoint_of_another_kind(saved, tmp_path):
     (warp / "config.json").write_text('{"kind": "action-warp", "resolution": 64}')
     with pytest.raises(CheckpointError, match="is an action-warp checkpoint, not an autoencoder one"):
         load_autoencoder(warp)
+    from models.warp import load_warp
+
+    with pytest.raises(CheckpointError, match="is an autoencoder checkpoint, not an action-warp one"):
+        load_warp(path)
 
 
 def test_require_kind_names_the_argument_that_takes_it(saved):
