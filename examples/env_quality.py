@@ -36,6 +36,7 @@ from millivid_env.world_model_env import (
 )
 from models.data import load_video
 from models.warp import ActionWarp, load_warp
+from models.warp.view import CopyingView, ViewSettings
 
 BUCKET = 32
 
@@ -59,130 +60,138 @@ def main() -> None:
     parser.add_argument("--decode-level", type=int, default=0, help="env kwarg decode_level")
     parser.add_argument("--warp", default=None, help="env kwarg warp (an action-warp checkpoint)")
     parser.add_argument(
-        "--no-remember-shown", action="store_true", help="env kwarg remember_shown=False (with --warp)"
+        "--view", type=json.loads, default=None, help="env kwarg view, JSON: '{\"decay\": 0.9}'"
     )
     parser.add_argument(
         "--one-step", type=int, default=0, help="single steps from true context scored per loop (0: none)"
     )
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-model", action="store_true", help="score the baselines only (no env)")
     parser.add_argument("--out", required=True, help="JSON file of the per-frame scores and the summary")
     args = parser.parse_args()
     if args.frames % BUCKET:
         raise SystemExit(f"--frames must be a multiple of {BUCKET}")
     torch.set_num_threads(args.threads)
-    env = MilliVidEnv(
-        checkpoint=args.checkpoint,
-        autoencoder=args.autoencoder,
-        device="cpu",
-        sampling_steps=args.sampling_steps,
-        sampler_endpoint=args.sampler_endpoint,
-        context_noise=args.context_noise,
-        guidance_scale=args.guidance_scale,
-        decode_level=args.decode_level,
-        warp=args.warp,
-        remember_shown=not args.no_remember_shown,
-    )
-    distance = StLpipsAlex()  # the evaluation's ST-LPIPS-Alex (`millivid evaluate`)
-    scores: dict[str, list[list[float]]] = {"lpips": [], "psnr": []}
-    held: dict[str, list[list[float]]] = {"lpips": [], "psnr": []}
-    oracle: dict[str, list[list[float]]] = {"lpips": [], "psnr": []}
-    warp_only: dict[str, list[list[float]]] = {"lpips": [], "psnr": []}
+    env = None
+    if not args.no_model:
+        env = MilliVidEnv(
+            checkpoint=args.checkpoint,
+            autoencoder=args.autoencoder,
+            device="cpu",
+            sampling_steps=args.sampling_steps,
+            sampler_endpoint=args.sampler_endpoint,
+            context_noise=args.context_noise,
+            guidance_scale=args.guidance_scale,
+            decode_level=args.decode_level,
+            warp=args.warp,
+            view=args.view,
+        )
     warp = None if args.warp is None else load_warp(args.warp)
+    settings = ViewSettings(**(args.view or {}))
+    distance = StLpipsAlex()  # the evaluation's ST-LPIPS-Alex (`millivid evaluate`)
+    systems = ["held_frame", "oracle_lookup"] + (["view_only"] if warp is not None else [])
+    systems += [] if env is None else ["model"]
+    scores: dict[str, dict[str, list[list[float]]]] = {name: {"lpips": [], "psnr": []} for name in systems}
     one_step: dict[str, dict[str, list[float]]] = {
         kind: {"model": [], "held": []} for kind in ("forward", "turn")
     }
     start = time.perf_counter()
+    end = args.context + args.frames
     for v in range(args.first_video, args.first_video + args.videos):
         video = load_video(args.data, v)
-        end = args.context + args.frames
         if len(video.frames) < end:
             raise SystemExit(f"video {v} has {len(video.frames)} frames, fewer than --context + --frames")
-        options = {
-            "context_frames": video.frames[: args.context],
-            "context_actions": video.actions[: args.context],
+        context, actions = video.frames[: args.context], video.actions[: args.context]
+        future, truth = video.actions[args.context : end], video.frames[args.context : end]
+        shown = {
+            "held_frame": np.repeat(context[-1:], len(truth), axis=0),
+            "oracle_lookup": video.frames[
+                nearest_pose_frames(video.poses[: args.context], video.poses[args.context : end])
+            ],
         }
-        env.reset(seed=v + args.seed_offset, options=options)
-        generated = np.stack([env.step(int(a))[0] for a in video.actions[args.context : end]])
-        truth = video.frames[args.context : end]
-        with torch.no_grad():
-            lpips = distance(generated, truth).numpy()
-        scores["lpips"].append(lpips.tolist())
-        scores["psnr"].append(psnr(generated, truth).tolist())
-        still = np.repeat(video.frames[args.context - 1 : args.context], len(truth), axis=0)
-        with torch.no_grad():
-            held["lpips"].append(distance(still, truth).numpy().tolist())
-        held["psnr"].append(psnr(still, truth).tolist())
-        nearest = nearest_pose_frames(video.poses[: args.context], video.poses[args.context : end])
-        looked_up = video.frames[nearest]
-        with torch.no_grad():
-            oracle["lpips"].append(distance(looked_up, truth).numpy().tolist())
-        oracle["psnr"].append(psnr(looked_up, truth).tolist())
-        positions = (
-            np.linspace(args.context, end - 1, args.one_step).round().astype(int) if args.one_step else []
-        )
-        for t in positions:
-            env.reset(seed=v + args.seed_offset, options={
-                "context_frames": video.frames[:t], "context_actions": video.actions[:t],
-            })  # fmt: skip
-            frame = env.step(int(video.actions[t]))[0]
-            kind = "forward" if int(video.actions[t]) == 0 else "turn"
+        if warp is not None:
+            shown["view_only"] = view_only_frames(warp, settings, context, actions, future)
+        if env is not None:
+            env.reset(
+                seed=v + args.seed_offset, options={"context_frames": context, "context_actions": actions}
+            )
+            shown["model"] = np.stack([env.step(int(a))[0] for a in future])
+            one_step_scores(env, video, args, distance, one_step, v)
+        for name, frames in shown.items():
             with torch.no_grad():
-                one_step[kind]["model"].append(float(distance(frame[None], video.frames[t : t + 1])[0]))
-                one_step[kind]["held"].append(
-                    float(distance(video.frames[t - 1 : t], video.frames[t : t + 1])[0])
-                )
-        print(f"loop {v}: LPIPS {lpips.mean():.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
-    summary, held_summary, oracle_summary = (
-        bucket_summary(scores),
-        bucket_summary(held),
-        bucket_summary(oracle),
-    )
-    one_step_summary = {
-        kind: {name: mean_se(values) for name, values in rows.items()} | {"count": len(rows["model"])}
-        for kind, rows in one_step.items()
-    }
-    document = {
-        "options": vars(args),
-        "bucket_frames": BUCKET,
-        "summary": summary,
-        "per_frame": scores,
-        "held_frame": {"summary": held_summary, "per_frame": held},
-        "oracle_lookup": {"summary": oracle_summary, "per_frame": oracle},
-        "loops_below_held": loops_below(scores["lpips"], held["lpips"]),
-        **({"warp_only": {"summary": bucket_summary(warp_only), "per_frame": warp_only}} if warp else {}),
-        "one_step": one_step_summary,
-    }
+                scores[name]["lpips"].append(distance(frames, truth).numpy().tolist())
+            scores[name]["psnr"].append(psnr(frames, truth).tolist())
+        means = ", ".join(f"{name} {np.mean(scores[name]['lpips'][-1]):.3f}" for name in shown)
+        print(f"loop {v}: LPIPS {means} ({time.perf_counter() - start:.0f} s)", flush=True)
+    document: dict[str, object] = {"options": vars(args), "bucket_frames": BUCKET}
+    if env is not None:
+        document |= {
+            "summary": bucket_summary(scores["model"]),
+            "per_frame": scores["model"],
+            "loops_below_held": loops_below(scores["model"]["lpips"], scores["held_frame"]["lpips"]),
+            "one_step": {
+                kind: {name: mean_se(values) for name, values in rows.items()} | {"count": len(rows["model"])}
+                for kind, rows in one_step.items()
+            },
+            "frames_filled_by_the_model": env.simulator.frames_filled / max(env.simulator.frames_stepped, 1),
+        }
+    for name in systems:
+        if name != "model":
+            document[name] = {"summary": bucket_summary(scores[name]), "per_frame": scores[name]}
+    if "view_only" in scores:
+        document["view_only_loops_below_held"] = loops_below(
+            scores["view_only"]["lpips"], scores["held_frame"]["lpips"]
+        )
     with open(args.out, "w") as handle:
         json.dump(document, handle)
-    print(json.dumps(summary))
-    print("last context frame held:", json.dumps(held_summary))
-    print("oracle look-up:", json.dumps(oracle_summary))
-    print("loops below held per bucket:", document["loops_below_held"])
-    if warp is not None:
-        print("warp only (no model):", json.dumps(document["warp_only"]["summary"]))
-    if args.one_step:
-        print("one step from true context:", json.dumps(one_step_summary))
+    for name in systems:
+        print(f"{name}:", json.dumps(bucket_summary(scores[name])["lpips"]))
+    for key in ("loops_below_held", "view_only_loops_below_held", "one_step", "frames_filled_by_the_model"):
+        if key in document:
+            print(f"{key}:", json.dumps(document[key]))
+
+
+def one_step_scores(
+    env: MilliVidEnv,
+    video: object,
+    args: argparse.Namespace,
+    distance: StLpipsAlex,
+    out: dict[str, dict[str, list[float]]],
+    v: int,
+) -> None:
+    """Score ``args.one_step`` single steps from true context (reset with the true frames up to ``t``)."""
+    end = args.context + args.frames
+    positions = np.linspace(args.context, end - 1, args.one_step).round().astype(int) if args.one_step else []
+    for t in positions:
+        env.reset(seed=v + args.seed_offset, options={
+            "context_frames": video.frames[:t], "context_actions": video.actions[:t],
+        })  # fmt: skip
+        frame = env.step(int(video.actions[t]))[0]
+        kind = "forward" if int(video.actions[t]) == 0 else "turn"
+        with torch.no_grad():
+            out[kind]["model"].append(float(distance(frame[None], video.frames[t : t + 1])[0]))
+            out[kind]["held"].append(float(distance(video.frames[t - 1 : t], video.frames[t : t + 1])[0]))
 
 
 @torch.no_grad()
-def warp_only_frames(warp: ActionWarp, frame: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    """The frame moved by each action in turn, no model: where a move reveals pixels, the unmoved ones.
+def view_only_frames(
+    warp: ActionWarp, view: ViewSettings, frames: np.ndarray, actions: np.ndarray, future: np.ndarray
+) -> np.ndarray:
+    """The env's copied view with no diffusion model: moved and remembered frames only.
 
     Args:
         warp: the action warp.
-        frame: uint8 ``(R, R, 3)`` starting frame.
-        actions: int ``(N,)``.
+        view: how the sources are weighed (the env kwarg ``view``).
+        frames: uint8 ``(T, R, R, 3)`` true context frames; actions: int ``(T,)`` their actions.
+        future: int ``(N,)`` the actions stepped.
 
     Returns:
         uint8 ``(N, R, R, 3)``.
     """
-    current = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255.0
-    out = []
-    for action in actions:
-        warped, valid = warp(current, torch.tensor([int(action)]))
-        current = (valid * warped + (1.0 - valid) * current).clamp(0.0, 1.0)
-        out.append(current)
-    return (torch.cat(out).permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+    copying = CopyingView(warp, view)
+    copying.reset(frames, actions)
+    out = [copying.commit(copying.propose(int(a)), None) for a in future]
+    return (torch.stack(out).permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
 
 
 def nearest_pose_frames(

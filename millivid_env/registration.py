@@ -23,10 +23,15 @@ ENV_CHECKPOINT = "loopcraft-64-millivid"
 #: (faster; lower quality, measured in README "The learned simulator").
 FAST_CHECKPOINT = "loopcraft-64-millivid-framecausal"
 
+#: The action warp of the world-model envs: frames are copied by construction (`models.warp`): the
+#: previous frame moved by the action, remembered views rotated and walked into the new pose, and the
+#: diffusion model's frame only where nothing seen explains a pixel.
+WARP_CHECKPOINT = "loopcraft-64-warp"
+
 #: The current id of each world-model env (what docs, examples and the bench use).
-DEFAULT_ENV_ID = "MilliVid-Loopcraft-v3"
-FAST_ENV_ID = "MilliVid-Loopcraft-Fast-v3"
-LANDMARK_ENV_ID = "MilliVid-Loopcraft-Landmark-v3"
+DEFAULT_ENV_ID = "MilliVid-Loopcraft-v4"
+FAST_ENV_ID = "MilliVid-Loopcraft-Fast-v4"
+LANDMARK_ENV_ID = "MilliVid-Loopcraft-Landmark-v4"
 
 #: World-model ids -> constructor kwargs. A change that alters frames (checkpoint, sampler, resolution)
 #: needs a new id or a version bump (README "Environment Versioning"); `gym.make` of a version that is
@@ -41,6 +46,7 @@ _V1 = {
     "sampler_endpoint": False,
     "context_noise": 0.25,
     "guidance_scale": 1.0,
+    "warp": WARP_CHECKPOINT,
 }
 MILLIVID_VARIANTS: dict[str, dict[str, object]] = {
     DEFAULT_ENV_ID: {**_V1, "checkpoint": ENV_CHECKPOINT, "sampling_steps": 7},

@@ -7,29 +7,35 @@ actions and noise generator); a batched step gathers every stream's context, gen
 in one model call per sub-step (:func:`models.rollout.streaming.generate_next_frame`), pushes them into
 the memories and decodes level 0 in one autoencoder call.
 
-With a ``warp`` (:class:`models.warp.ActionWarp`) the frame shown is copied by construction: the
-previous shown frame moved by the action wherever the move keeps it in view, and the diffusion
-model's decoded frame only where the move reveals pixels that were not in view. The shown frame is
-then encoded back into the memory in place of the generated latents (``remember_shown``), so what
-the model remembers is what the user saw, sharp, and not its own blurrier guess.
+With a ``warp`` (:class:`models.warp.ActionWarp`) the frame shown is copied by construction
+(:class:`models.warp.view.CopyingView`): per pixel, the previous shown frame moved by the action, a
+remembered view rotated and walked into the new pose, or, where nothing seen explains the pixel, the
+diffusion model's frame. The model runs only for the streams that need its pixels. The shown frame
+is then encoded into the latent memory, so that what the model remembers is what the user saw.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from millivid_env.memory import HierarchicalMemory
+from models.checkpoints import require_kind
 from models.rollout.streaming import StreamingPlan, context_depths, generate_next_frame
 from models.strategies import get_strategy
 from models.warp import ActionWarp, load_warp
-from models.world_model import WorldModel
+from models.warp.view import CopyingView, ViewSettings
+from models.world_model import ARGUMENTS, WorldModel
 
-__all__ = ["StreamingSimulator", "load_warp_or_none", "memory_depths"]
+T = TypeVar("T")
+
+__all__ = ["StreamingSimulator", "load_warp_or_none", "memory_depths", "view_settings"]
 
 
 def memory_depths(layout_name: str) -> tuple[int, ...]:
@@ -41,7 +47,27 @@ def memory_depths(layout_name: str) -> tuple[int, ...]:
 
 def load_warp_or_none(warp: str | os.PathLike[str] | None, world_model: WorldModel) -> ActionWarp | None:
     """The env kwarg ``warp`` (bundled name, local directory or Hub repo id) on the model's device."""
-    return None if warp is None else load_warp(warp, device=world_model.device)
+    if warp is None:
+        return None
+    require_kind(warp, "action-warp", "warp", ARGUMENTS)
+    return load_warp(warp, device=world_model.device)
+
+
+def view_settings(view: dict[str, object] | None, warp: object) -> ViewSettings | None:
+    """The env kwarg ``view`` (field overrides of :class:`~models.warp.view.ViewSettings`) checked."""
+    if view is None:
+        return None
+    if warp is None:
+        raise ValueError(
+            "view=... weighs the copied frames of a warp: pass warp=... too (e.g. 'loopcraft-64-warp')"
+        )
+    if not isinstance(view, dict):
+        raise TypeError(f"view must be a dict of ViewSettings fields, got {type(view).__name__}")
+    fields = set(ViewSettings.__dataclass_fields__)
+    unknown = sorted(set(view) - fields)
+    if unknown:
+        raise ValueError(f"unknown view settings {unknown}; valid: {sorted(fields)}")
+    return ViewSettings(**view)
 
 
 class StreamingSimulator:
@@ -58,9 +84,9 @@ class StreamingSimulator:
             models trained with context-noise augmentation accept up to their training range).
         decode_level: level of the generated latents that frames are decoded from (0: the finest).
             Every level is still generated and remembered; only the returned frame changes.
-        warp: moves the previous shown frame by the action (None: show the decoded frame, as v3).
-        remember_shown: with a warp, encode the shown frame into the memory instead of keeping the
-            generated latents.
+        warp: moves the previous shown frame by the action and places remembered frames (None: show
+            the decoded frame, as v3).
+        view: with a warp, how the copied, remembered and generated pixels are weighed.
     """
 
     def __init__(
@@ -73,7 +99,7 @@ class StreamingSimulator:
         context_noise: float = 0.0,
         decode_level: int = 0,
         warp: ActionWarp | None = None,
-        remember_shown: bool = True,
+        view: ViewSettings | None = None,
     ) -> None:
         if int(sampling_steps) < 1:
             raise ValueError(f"sampling_steps must be a positive int, got {sampling_steps!r}")
@@ -113,7 +139,7 @@ class StreamingSimulator:
                 )
             warp = warp.to(world_model.device)
         self.warp = warp
-        self.remember_shown = bool(remember_shown)
+        self.view_settings = view or ViewSettings()
         self.plan = StreamingPlan.build(get_strategy(layout.name, "streaming"), layout)
         self.depths = memory_depths(layout.name)
         self.memories = [
@@ -122,8 +148,15 @@ class StreamingSimulator:
             )
             for _ in range(int(num_streams))
         ]
-        # The last frame each stream showed (uint8 (R, R, 3)): what the warp moves at the next step.
-        self.frames: list[np.ndarray | None] = [None] * int(num_streams)
+        # Where step time goes (seconds per part: view, diffusion, decoder, encoder; for the bench) and
+        # how many frames were stepped and how many needed the diffusion model's pixels.
+        self.seconds: dict[str, float] = {}
+        self.frames_stepped = 0
+        self.frames_filled = 0
+        # Each stream's shown view (frame, pose, remembered frames) when frames are copied.
+        self.views = (
+            None if warp is None else [CopyingView(warp, self.view_settings) for _ in range(int(num_streams))]
+        )
 
     @property
     def min_context(self) -> int:
@@ -145,7 +178,8 @@ class StreamingSimulator:
         memory = self.memories[stream]
         memory.clear(seed)
         memory.extend(latents, np.asarray(actions[-keep:]))
-        self.frames[stream] = np.array(frames[-1], dtype=np.uint8)
+        if self.views is not None:
+            self.views[stream].reset(np.asarray(frames, dtype=np.uint8), np.asarray(actions))
 
     @torch.no_grad()
     def step(self, actions: Sequence[int], streams: Sequence[int] | None = None) -> np.ndarray:
@@ -164,11 +198,53 @@ class StreamingSimulator:
         streams = list(range(len(self.memories))) if streams is None else list(streams)
         if len(actions) != len(streams):
             raise ValueError(f"{len(actions)} actions for {len(streams)} streams")
+        clock = self._clock
+        if self.views is None:
+            new = clock("diffusion", lambda: self._generate(streams, actions))
+            shown = clock("decoder", lambda: self._decode(new))
+        else:
+            views = [self.views[i] for i in streams]
+            proposals = clock(
+                "view", lambda: [v.propose(int(a)) for v, a in zip(views, actions, strict=True)]
+            )
+            need = [j for j, p in enumerate(proposals) if views[j].needs_fill(p)]
+            fills: list[torch.Tensor | None] = [None] * len(streams)
+            if need:
+                self.frames_filled += len(need)
+                generated = clock(
+                    "diffusion",
+                    lambda: self._generate([streams[j] for j in need], [actions[j] for j in need]),
+                )
+                decoded = torch.from_numpy(clock("decoder", lambda: self._decode(generated)))
+                for k, j in enumerate(need):
+                    fills[j] = decoded[k].to(self.world_model.device).permute(2, 0, 1).float() / 255.0
+            frames = clock(
+                "view",
+                lambda: torch.stack(
+                    [v.commit(p, f) for v, p, f in zip(views, proposals, fills, strict=True)]
+                ),
+            )
+            shown = (frames * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            new = clock("encoder", lambda: self.world_model.encode_frames(shown))
+        self.frames_stepped += len(streams)
+        for i, latents, action in zip(streams, new, actions, strict=True):
+            self.memories[i].push(latents, int(action))
+        return shown
+
+    def _clock(self, part: str, work: Callable[[], T]) -> T:
+        """Run ``work`` and add its wall time to :attr:`seconds` under ``part``."""
+        start = time.perf_counter()
+        out = work()
+        self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
+        return out
+
+    def _generate(self, streams: list[int], actions: Sequence[int]) -> torch.Tensor:
+        """The diffusion model's next latents of some streams, all levels: ``(B, num_tokens, C)``."""
         memories = [self.memories[i] for i in streams]
         contexts = [m.context(self.plan.depths, self.plan.reach) for m in memories]
         past = [torch.cat([c[0][level] for c in contexts]) for level in range(len(self.depths))]
         past_actions = torch.cat([c[1] for c in contexts])
-        new = generate_next_frame(
+        return generate_next_frame(
             self.world_model.dit,
             self.plan,
             past,
@@ -180,41 +256,10 @@ class StreamingSimulator:
             endpoint=self.endpoint,
             context_t=self.context_noise,
         )
-        layout = self.world_model.layout
+
+    def _decode(self, latents: torch.Tensor) -> np.ndarray:
+        """uint8 ``(B, R, R, 3)`` frames of generated latents, decoded from ``decode_level``."""
         level = self.decode_level
-        decoded = self.world_model.decode_frames(new[:, layout.level_slice(level)], level=level)
-        shown = decoded if self.warp is None else self._composite(decoded, actions, streams)
-        if self.warp is not None and self.remember_shown:
-            new = self.world_model.encode_frames(shown)
-        for memory, latents, action in zip(memories, new, actions, strict=True):
-            memory.push(latents, int(action))
-        for i, frame in zip(streams, shown, strict=True):
-            self.frames[i] = frame
-        return shown
-
-    def _composite(self, decoded: np.ndarray, actions: Sequence[int], streams: list[int]) -> np.ndarray:
-        """The previous shown frames moved by the actions, the decoded frames where the move reveals.
-
-        Args:
-            decoded: uint8 ``(B, R, R, 3)`` frames decoded from the generated latents.
-            actions: the ``B`` actions.
-            streams: the ``B`` streams.
-
-        Returns:
-            uint8 ``(B, R, R, 3)``.
-
-        Raises:
-            FloatingPointError: the warp produced NaN/inf.
-        """
-        assert self.warp is not None
-        previous = [self.frames[i] for i in streams]
-        if any(frame is None for frame in previous):
-            raise RuntimeError("reset_stream() a stream before stepping it (it has no frame to move)")
-        device = self.world_model.device
-        prev = torch.from_numpy(np.stack(previous)).to(device).permute(0, 3, 1, 2).float() / 255.0
-        fill = torch.from_numpy(decoded).to(device).permute(0, 3, 1, 2).float() / 255.0
-        warped, valid = self.warp(prev, torch.as_tensor(list(actions), dtype=torch.long, device=device))
-        out = valid * warped + (1.0 - valid) * fill  # (B, 3, R, R)
-        if not bool(torch.isfinite(out).all()):
-            raise FloatingPointError("the warp produced NaN/inf: the warp checkpoint is corrupt")
-        return (out.clamp(0.0, 1.0) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        return self.world_model.decode_frames(
+            latents[:, self.world_model.layout.level_slice(level)], level=level
+        )

@@ -22,7 +22,7 @@ from millivid_env.latent_reward import latent_reward_or_none
 from millivid_env.loopcraft.env import LoopcraftEnv, check_render_mode
 from millivid_env.loopcraft.physics import validate_action
 from millivid_env.memory import HierarchicalMemory
-from millivid_env.simulator import StreamingSimulator, load_warp_or_none
+from millivid_env.simulator import StreamingSimulator, load_warp_or_none, view_settings
 from millivid_env.world_model_env import (
     DEFAULT_AUTOENCODER,
     DEFAULT_CHECKPOINT,
@@ -96,7 +96,7 @@ class MilliVidVectorEnv(VectorEnv):
         guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
         decode_level: int = 0,
         warp: str | None = None,
-        remember_shown: bool = True,
+        view: dict[str, Any] | None = None,
     ) -> None:
         """Load the model (once per process) and build the batched spaces; see the class docstring."""
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
@@ -114,7 +114,7 @@ class MilliVidVectorEnv(VectorEnv):
         self.simulator = StreamingSimulator(
             self.world_model, num_envs, sampling_steps, endpoint=sampler_endpoint,
             context_noise=context_noise, guidance_scale=guidance_scale, decode_level=decode_level,
-            warp=load_warp_or_none(warp, self.world_model), remember_shown=remember_shown,
+            warp=load_warp_or_none(warp, self.world_model), view=view_settings(view, warp),
         )  # fmt: skip
         self.context_frames = check_context_frames(context_frames, self.simulator.min_context)
         self.ground_truth = bool(ground_truth)

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from models.warp.homography import ActionWarp
 
-__all__ = ["FitReport", "fit_warp", "frame_pairs"]
+__all__ = ["FitReport", "fit_motion", "fit_warp", "frame_pairs"]
 
 
 def frame_pairs(
@@ -119,3 +119,28 @@ def fit_warp(
         )
         held_error = tuple(float((p - n).abs().mean()) for p, n in pairs)
     return FitReport(warp_error, held_error)
+
+
+def fit_motion(poses: Sequence[np.ndarray], actions: Sequence[np.ndarray], num_actions: int) -> np.ndarray:
+    """Mean camera motion per action: blocks walked along the view and degrees of yaw turned.
+
+    Args:
+        poses: per video, float ``(T, 5)`` (x, y, z, yaw, pitch); frame ``i`` is after action ``i``.
+        actions: per video, int ``(T,)``.
+        num_actions: number of actions.
+
+    Returns:
+        float64 ``(num_actions, 2)``.
+    """
+    sums = np.zeros((num_actions, 2))
+    counts = np.zeros(num_actions)
+    for pose, action in zip(poses, actions, strict=True):
+        yaw = np.deg2rad(pose[:-1, 3])
+        delta = pose[1:, [0, 2]] - pose[:-1, [0, 2]]
+        along = -np.sin(yaw) * delta[:, 0] + np.cos(yaw) * delta[:, 1]
+        turn = (pose[1:, 3] - pose[:-1, 3] + 180.0) % 360.0 - 180.0
+        np.add.at(sums, action[1:], np.stack([along, turn], 1))
+        np.add.at(counts, action[1:], 1)
+    if (counts == 0).any():
+        raise ValueError(f"the videos hold no step of actions {np.flatnonzero(counts == 0).tolist()}")
+    return sums / counts[:, None]

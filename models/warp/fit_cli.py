@@ -19,7 +19,7 @@ import torch
 
 from models.checkpoints import save_checkpoint
 from models.data import dataset_config, load_video, video_indices
-from models.warp.fit import fit_warp, frame_pairs
+from models.warp.fit import fit_motion, fit_warp, frame_pairs
 from models.warp.homography import ActionWarp, WarpConfig
 
 ACTION_NAMES = ("forward", "left", "right")
@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     indices = video_indices(args.data)[: args.videos]
     if not indices:
         raise SystemExit(f"no videos in {args.data!r}: render some with `millivid generate --split train`")
-    videos = [(v.frames, v.actions) for v in (load_video(args.data, i) for i in indices)]
+    loaded = [load_video(args.data, i) for i in indices]
+    videos = [(v.frames, v.actions) for v in loaded]
     resolution = int(videos[0][0].shape[1])
     num_actions = int(config.get("num_actions", 3))
     warp = ActionWarp(
@@ -55,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     pairs = frame_pairs(videos, args.pairs_per_action, num_actions, seed=args.seed)
     start = time.perf_counter()
     report = fit_warp(warp, pairs, steps_per_width=args.steps_per_width, lr=args.lr)
+    motion = fit_motion([v.poses for v in loaded], [v.actions for v in loaded], num_actions)
+    with torch.no_grad():
+        warp.motion.copy_(torch.from_numpy(motion))
     wall = time.perf_counter() - start
     names = ACTION_NAMES if num_actions == len(ACTION_NAMES) else tuple(str(a) for a in range(num_actions))
     rows = "\n".join(
@@ -93,8 +97,11 @@ envs before the diffusion model fills what the move reveals (`models.warp`).
 Homographies (output -> source coordinates, normalised to [-1, 1]):
 
 ```json
-{json.dumps(warp.homographies().detach().round(decimals=4).tolist())}
+{json.dumps([[[round(x, 4) for x in row] for row in h] for h in warp.homographies().tolist()])}
 ```
+
+Motion per action (blocks walked along the view, degrees of yaw turned), the mean over every step
+of the data: {json.dumps([[round(x, 4) for x in row] for row in motion.tolist()])}.
 """
     save_checkpoint(warp, args.out, model_card=card)
     print(f"wrote {args.out} in {wall:.0f} s")

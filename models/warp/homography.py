@@ -101,6 +101,9 @@ class ActionWarp(nn.Module, PyTorchModelHubMixin):
         self.config = config
         # The eight free entries of H - I per action, row-major (H[2, 2] stays 1): zero = identity.
         self.delta = nn.Parameter(torch.zeros(config.num_actions, 8))
+        # What each action does to the camera, (blocks walked along the view, degrees of yaw turned):
+        # the odometry that places remembered frames (models.warp.view). Zero: no motion.
+        self.motion = nn.Parameter(torch.zeros(config.num_actions, 2), requires_grad=False)
 
     def homographies(self) -> torch.Tensor:
         """The homography of every action: float ``(num_actions, 3, 3)``."""
