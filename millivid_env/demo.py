@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from millivid_env.registration import ENV_CHECKPOINT
+from millivid_env.registration import ENV_CHECKPOINT, WARP_CHECKPOINT
 from models.defaults import simulator_autoencoder
 
 #: Playback rate of the mp4 (the original Loopcraft videos are 20 fps).
@@ -47,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help=f"diffusion checkpoint (default: the bundled {ENV_CHECKPOINT})")
     parser.add_argument(
         "--sampling-steps", type=int, default=8, help="sampler steps per sub-step (default 8)"
+    )
+    parser.add_argument(
+        "--warp",
+        default=WARP_CHECKPOINT,
+        help=f"action-warp checkpoint: frames copied by construction as the envs do (default: the bundled "
+        f"{WARP_CHECKPOINT}); 'none': every frame is the diffusion model's",
     )
     parser.add_argument("--device", default="auto", help="torch device of the model (default auto)")
     parser.add_argument("--ground-truth-only", action="store_true", help="skip the model even if available")
@@ -144,8 +150,9 @@ def run(args: argparse.Namespace) -> int:
 
             try:
                 video, strip = render_model_demo(
-                    Path(args.out), args.seed, args.frames, *checkpoints, args.sampling_steps, args.device
-                )
+                    Path(args.out), args.seed, args.frames, *checkpoints, args.sampling_steps, args.device,
+                    warp=None if args.warp.lower() == "none" else args.warp,
+                )  # fmt: skip
             except LoopTooShortError as error:
                 print(f"note: {error}; showing the ground-truth loop only")
             else:

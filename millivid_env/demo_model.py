@@ -74,6 +74,7 @@ def render_model_demo(
     sampling_steps: int = 8,
     device: str = "auto",
     progress: bool = True,
+    warp: str | None = None,
 ) -> tuple[Path, Path]:
     """Roll a test loop out with the model; write ``out/demo.mp4`` (truth | model) and ``out/strip.png``.
 
@@ -86,6 +87,8 @@ def render_model_demo(
         sampling_steps: sampler evaluations per sub-step.
         device: torch device.
         progress: show a progress bar over the generated frames.
+        warp: action-warp checkpoint (frames copied by construction, as the envs do); None: every frame
+            is the diffusion model's.
 
     Returns:
         The video and strip paths.
@@ -94,10 +97,20 @@ def render_model_demo(
     from tqdm.auto import tqdm
 
     from millivid_env.loopcraft.generate import make_config, make_video
+    from millivid_env.registration import DEFAULT_ENV_ID, MILLIVID_VARIANTS
     from millivid_env.world_model_env import MilliVidEnv
 
     env = MilliVidEnv(
-        checkpoint=checkpoint, autoencoder=autoencoder, device=device, sampling_steps=sampling_steps
+        checkpoint=checkpoint,
+        autoencoder=autoencoder,
+        device=device,
+        sampling_steps=sampling_steps,
+        warp=warp,
+        **{
+            k: v
+            for k, v in MILLIVID_VARIANTS[DEFAULT_ENV_ID].items()
+            if k in ("sampler_endpoint", "context_noise")
+        },
     )
     context = demo_context(frames, env.simulator.min_context)
     if frames <= context:

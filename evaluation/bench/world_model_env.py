@@ -79,7 +79,7 @@ def _step_flops(step: Callable[[], object]) -> int:
 
 
 def _reset_variant(env_id: str, kwargs: dict[str, str], bundled: bool) -> tuple[object, int]:
-    """A `MilliVidEnv` as registered ``env_id`` (its own checkpoint when ``bundled``), reset with seed 0.
+    """A `MilliVidEnv` as registered ``env_id`` (its own checkpoint and warp when ``bundled``), seed 0.
 
     Returns:
         The env and its sampler evaluations per sub-step.
@@ -89,14 +89,48 @@ def _reset_variant(env_id: str, kwargs: dict[str, str], bundled: bool) -> tuple[
 
     options = sampler_options(env_id)
     if bundled:  # e.g. -Fast- runs another checkpoint than the default id
-        kwargs = {**kwargs, "checkpoint": str(MILLIVID_VARIANTS[env_id]["checkpoint"])}
+        variant = MILLIVID_VARIANTS[env_id]
+        kwargs = {**kwargs, "checkpoint": str(variant["checkpoint"]), "warp": variant.get("warp")}
     env = MilliVidEnv(**kwargs, **options)
     env.reset(seed=0)
     return env, int(options["sampling_steps"])
 
 
-def bench_env_step(single_steps: int = 4, batched_steps: int = 2) -> Results:
-    """Env ``step`` frames/s: single env (default and ``-Fast`` sampler steps) and batched N = 8, 32."""
+class _Walk:
+    """A fixed, seeded walk of actions (60% forward, 20% each turn, in runs as the test loops have)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        runs = [np.full(int(rng.integers(3, 12)), rng.choice(3, p=[0.6, 0.2, 0.2])) for _ in range(400)]
+        self.actions = np.concatenate(runs)
+        self.position = 0
+
+    def next(self) -> int:
+        action = int(self.actions[self.position % len(self.actions)])
+        self.position += 1
+        return action
+
+
+def _cost_split(simulator: object, out: Results, name: str, note: str) -> None:
+    """Add where the timed steps' wall time went (view, diffusion, decoder, encoder) and the model's share."""
+    seconds = dict(simulator.seconds)
+    total = sum(seconds.values()) or 1.0
+    for part in ("view", "diffusion", "decoder", "encoder"):
+        if part in seconds:
+            out[f"{name}_share_{part}"] = result(seconds[part] / total, "fraction", note=note)
+    if simulator.views is not None:
+        filled = simulator.frames_filled / max(simulator.frames_stepped, 1)
+        out[f"{name}_frames_drawn_by_model"] = result(filled, "fraction", note=note)
+
+
+def bench_env_step(single_steps: int = 32, batched_steps: int = 4) -> Results:
+    """Env ``step`` frames/s: single env (default and ``-Fast``) and batched N = 8, 32, with cost split.
+
+    The steps follow one fixed walk (:class:`_Walk`): with a warp the model runs only on steps whose
+    pixels nothing seen explains, so the rate depends on where the walk goes.
+    """
     import numpy as np
 
     from millivid_env.registration import DEFAULT_ENV_ID, FAST_ENV_ID, sampler_options
@@ -110,32 +144,45 @@ def bench_env_step(single_steps: int = 4, batched_steps: int = 2) -> Results:
         variants = (("single", DEFAULT_ENV_ID), ("single_fast", FAST_ENV_ID))
         for name, env_id in variants:
             env, steps = _reset_variant(env_id, kwargs, weights == BUNDLED)
-            wall, cpu = _timed(lambda env=env: env.step(0), single_steps)
-            note = f"{env_id}, {steps} sampler evaluations x 4 sub-steps, 1 thread, {weights}"
+            walk = _Walk()
+            env.simulator.seconds.clear()
+            wall, cpu = _timed(lambda env=env, walk=walk: env.step(walk.next()), single_steps)
+            note = f"{env_id}, {steps} sampler evaluations x 4 sub-steps, 1 thread, {weights}, fixed walk"
             out[name] = result(single_steps / wall, "frames/s", note=note)
             out[f"{name}_per_cpu_s"] = result(single_steps / cpu, "frames/CPU-s", note=note)
-            flops = _step_flops(lambda env=env: env.step(0))
+            _cost_split(env.simulator, out, name, note)
+            flops = _step_flops(lambda env=env, walk=walk: env.step(walk.next()))
             out[f"{name}_gflop_per_frame"] = result(flops / 1e9, "GFLOP/frame", note="DiT + decoder, counted")
             out[f"{name}_flop_util"] = result(flops * single_steps / cpu / 1e9 / peak, "fraction", note=note)
         cores = os.cpu_count() or 1
         with torch_threads(cores):
             for name, env_id, target in (
-                ("single_all_cores", DEFAULT_ENV_ID, 4.0),
-                ("single_fast_all_cores", FAST_ENV_ID, 10.0),
+                ("single_all_cores", DEFAULT_ENV_ID, 8.0),
+                ("single_fast_all_cores", FAST_ENV_ID, 15.0),
             ):
                 env, _ = _reset_variant(env_id, kwargs, weights == BUNDLED)
-                wall, _ = _timed(lambda env=env: env.step(0), single_steps)
+                walk = _Walk()
+                wall, _ = _timed(lambda env=env, walk=walk: env.step(walk.next()), single_steps)
                 note = f"{env_id}, {cores} torch threads (all cores; needs an idle machine), {weights}"
                 out[name] = result(single_steps / wall, "frames/s", at_least=target, note=note)
+        from millivid_env.registration import MILLIVID_VARIANTS
+
+        warp = MILLIVID_VARIANTS[DEFAULT_ENV_ID].get("warp") if weights == BUNDLED else None
         for n in BATCHES:
-            envs = MilliVidVectorEnv(num_envs=n, **kwargs, **sampler_options(DEFAULT_ENV_ID))
+            envs = MilliVidVectorEnv(num_envs=n, **kwargs, warp=warp, **sampler_options(DEFAULT_ENV_ID))
             envs.reset(seed=0)
-            actions = np.zeros(n, dtype=np.int64)
-            wall, cpu = _timed(lambda envs=envs, actions=actions: envs.step(actions), batched_steps)
+            walks = [_Walk(seed) for seed in range(n)]
+
+            def batched(envs=envs, walks=walks) -> object:
+                return envs.step(np.array([w.next() for w in walks], dtype=np.int64))
+
+            envs.simulator.seconds.clear()
+            wall, cpu = _timed(batched, batched_steps)
             note = f"N = {n}, {DEFAULT_ENV_ID} sampler, one batched call per evaluation, 1 thread, {weights}"
             out[f"batched_{n}"] = result(n * batched_steps / wall, "frames/s", note=note)
             out[f"batched_{n}_per_cpu_s"] = result(n * batched_steps / cpu, "frames/CPU-s", note=note)
-            flops = _step_flops(lambda envs=envs, actions=actions: envs.step(actions))
+            _cost_split(envs.simulator, out, f"batched_{n}", note)
+            flops = _step_flops(batched)
             out[f"batched_{n}_flop_util"] = result(
                 flops * batched_steps / cpu / 1e9 / peak, "fraction", at_least=0.5, note=note
             )
