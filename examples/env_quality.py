@@ -10,11 +10,14 @@ The same scores are given for two baselines that need no model: the last true co
 the context frame whose pose is nearest to the true pose (``oracle_lookup``; a perfect look-up of what
 the env was shown, distance = blocks moved + degrees turned / 30). ``--one-step`` also scores single
 steps from true context (reset with the true frames up to ``t``, step action ``t``), split into forward
-and turn steps, next to the true previous frame held.
+and turn steps, next to the true previous frame held. With a ``--warp`` the copied view alone
+(``view_only``: the env's copying with no diffusion model, :class:`models.warp.view.CopyingView`) is
+scored too; ``--no-model`` scores the baselines and that view only (a minute, no env).
 
-
-    python examples/env_quality.py --data data/test64 --videos 16 --out env-quality.json \\
-        --checkpoint loopcraft-64-millivid-framecausal --sampling-steps 3
+    python examples/env_quality.py --data data/test64 --videos 16 --env-id MilliVid-Loopcraft-v4 \\
+        --one-step 8 --out env-quality.json
+    python examples/env_quality.py --data data/test64 --videos 16 --no-model --warp loopcraft-64-warp \\
+        --view '{"decay": 0.9}' --out view.json
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import torch
 
 import millivid_env  # noqa: F401  (sets MKL_CBWR before torch computes)
 from evaluation.metrics import StLpipsAlex, psnr
+from millivid_env.registration import MILLIVID_VARIANTS
 from millivid_env.world_model_env import (
     DEFAULT_AUTOENCODER,
     DEFAULT_CHECKPOINT,
@@ -51,6 +55,11 @@ def main() -> None:
     parser.add_argument("--seed-offset", type=int, default=0, help="loop v resets with seed v + this")
     parser.add_argument("--context", type=int, default=128, help="true frames given at reset (>= 85)")
     parser.add_argument("--frames", type=int, default=128, help="frames stepped (a multiple of 32)")
+    parser.add_argument(
+        "--env-id",
+        default=None,
+        help="score a registered id as registered (its checkpoints, sampler and warp)",
+    )
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
     parser.add_argument("--autoencoder", default=DEFAULT_AUTOENCODER)
     parser.add_argument("--sampling-steps", type=int, default=DEFAULT_SAMPLING_STEPS)
@@ -72,6 +81,19 @@ def main() -> None:
     if args.frames % BUCKET:
         raise SystemExit(f"--frames must be a multiple of {BUCKET}")
     torch.set_num_threads(args.threads)
+    if args.env_id is not None:
+        if args.env_id not in MILLIVID_VARIANTS:
+            raise SystemExit(f"--env-id must be one of {sorted(MILLIVID_VARIANTS)}, got {args.env_id!r}")
+        variant = MILLIVID_VARIANTS[args.env_id]
+        for key in (
+            "checkpoint",
+            "autoencoder",
+            "sampling_steps",
+            "sampler_endpoint",
+            "context_noise",
+            "warp",
+        ):
+            setattr(args, key, variant.get(key))
     env = None
     if not args.no_model:
         env = MilliVidEnv(
