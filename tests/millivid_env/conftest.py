@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import millivid_env  # noqa: F401  (first: registers the ids and asks MKL for batch-invariant kernels)
+from millivid_env.registration import DEFAULT_ENV_ID
 
 #: Sampler evaluations per sub-step in the tests: the structure is what is tested, not image quality.
 TEST_STEPS = 2
@@ -39,12 +40,16 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
 
 @pytest.fixture
 def make_env(tiny_model: SimpleNamespace) -> Iterator[Callable[..., object]]:
-    """``make_env(**overrides)``: ``gym.make("MilliVid-Loopcraft-v3")`` on the tiny model; closed after."""
+    """``make_env(**overrides)``: ``gym.make(DEFAULT_ENV_ID)`` on the tiny model; closed after.
+
+    The id's warp (`WARP_CHECKPOINT`) is kept unless overridden: ``warp=None`` tests the diffusion path,
+    where every frame is the model's.
+    """
     import gymnasium as gym
 
     made = []
 
-    def factory(env_id: str = "MilliVid-Loopcraft-v3", **overrides: object):
+    def factory(env_id: str = DEFAULT_ENV_ID, **overrides: object):
         kwargs = {**tiny_model.kwargs, "sampling_steps": TEST_STEPS, **overrides}
         env = gym.make(env_id, **kwargs)
         made.append(env)

@@ -1,4 +1,4 @@
-"""MilliVid-Loopcraft-v3 against the Gymnasium / SB3 contracts: checkers, spaces, errors, rendering."""
+"""The world-model ids against the Gymnasium / SB3 contracts: checkers, spaces, errors, rendering."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from millivid_env.registration import (
     FAST_ENV_ID,
     LANDMARK_ENV_ID,
     MILLIVID_VARIANTS,
+    WARP_CHECKPOINT,
 )
 from millivid_env.world_model_env import MilliVidEnv
 from models.checkpoints import CheckpointError
@@ -34,13 +35,16 @@ def test_registered_with_vector_entry_point(env_id):
     assert spec.max_episode_steps == 512 and spec.kwargs["autoencoder"] == "loopcraft-64-perceptual"
     expected = FAST_CHECKPOINT if env_id == FAST_ENV_ID else ENV_CHECKPOINT
     assert spec.kwargs["checkpoint"] == expected and spec.kwargs["sampler_endpoint"] is False
-    assert spec.kwargs["context_noise"] == 0.25
+    assert spec.kwargs["context_noise"] == 0.25 and spec.kwargs["warp"] == WARP_CHECKPOINT
     assert gym.spec(FAST_ENV_ID).kwargs["sampling_steps"] < gym.spec(IDS[0]).kwargs["sampling_steps"]
 
 
 @pytest.mark.parametrize(
     ("old", "current"),
     [
+        ("MilliVid-Loopcraft-v3", DEFAULT_ENV_ID),
+        ("MilliVid-Loopcraft-Fast-v3", FAST_ENV_ID),
+        ("MilliVid-Loopcraft-Landmark-v3", LANDMARK_ENV_ID),
         ("MilliVid-Loopcraft-v2", DEFAULT_ENV_ID),
         ("MilliVid-Loopcraft-v1", DEFAULT_ENV_ID),
         ("MilliVid-Loopcraft-v0", DEFAULT_ENV_ID),
@@ -52,14 +56,15 @@ def test_registered_with_vector_entry_point(env_id):
     ],
 )
 def test_superseded_version_names_the_current_one(old, current):
-    assert old != current
-    with pytest.raises(gym.error.DeprecatedEnv, match=current):
+    assert old != current and current.endswith("-v4")
+    with pytest.raises(gym.error.DeprecatedEnv, match=re.escape(current)):
         gym.make(old)
 
 
+@pytest.mark.parametrize("frames", [{"warp": None}, {}], ids=["model-frames", "copied-view"])
 @pytest.mark.parametrize("env_id", IDS)
-def test_gymnasium_check_env(make_env, env_id):
-    env = make_env(env_id)
+def test_gymnasium_check_env(make_env, env_id, frames):
+    env = make_env(env_id, **frames)
     check_env(env.unwrapped, skip_render_check=True)
 
 
@@ -130,11 +135,12 @@ def test_missing_checkpoints_give_the_loader_error(tiny_model, tmp_path, monkeyp
     monkeypatch.setattr("models.checkpoints.BUNDLED_DIR", tmp_path / "no-bundled-models")
     monkeypatch.setattr("models.world_model._CACHE", {})
     with pytest.raises(CheckpointError, match="unknown checkpoint 'loopcraft-64.*Bundled checkpoints"):
-        gym.make("MilliVid-Loopcraft-v3")
+        gym.make(DEFAULT_ENV_ID)
     with pytest.raises(CheckpointError, match="unknown checkpoint 'no-such-model'"):
-        gym.make(
-            "MilliVid-Loopcraft-v3", checkpoint="no-such-model", autoencoder=tiny_model.kwargs["autoencoder"]
-        )
+        gym.make(DEFAULT_ENV_ID, checkpoint="no-such-model", autoencoder=tiny_model.kwargs["autoencoder"])
+    # The models found, the id's bundled warp is missing too.
+    with pytest.raises(CheckpointError, match=f"unknown checkpoint '{WARP_CHECKPOINT}'"):
+        gym.make(DEFAULT_ENV_ID, **tiny_model.kwargs)
 
 
 def test_checkpoints_of_the_wrong_kind_name_the_argument_that_takes_them(tiny_model, tmp_path):
@@ -212,7 +218,7 @@ def test_keys_to_action_for_gymnasium_play(make_env):
 
 
 def test_import_does_not_load_torch():
-    code = "import sys, millivid_env, gymnasium as gym; gym.spec('MilliVid-Loopcraft-v3')\n"
+    code = f"import sys, millivid_env, gymnasium as gym; gym.spec('{DEFAULT_ENV_ID}')\n"
     code += "print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

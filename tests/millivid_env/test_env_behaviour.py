@@ -1,4 +1,4 @@
-"""MilliVid-Loopcraft-v3 behaviour: determinism, bounded memory, branching, ground truth, options."""
+"""World-model env behaviour: determinism, bounded memory, branching, ground truth, options."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from millivid_env.loopcraft.renderer import render
 from millivid_env.loopcraft.world import generate_world
 
 ACTIONS = [0, 0, 1, 0, 2, 2, 0, 1]
+#: Both ways frames are made: every frame the diffusion model's (``warp=None``, as v3) and the id's
+#: copied view (the default, the model filling only what nothing seen explains).
+FRAMES = pytest.mark.parametrize("frames", [{"warp": None}, {}], ids=["model-frames", "copied-view"])
 
 
 def rollout(env, actions, seed=None, options=None):
@@ -21,8 +24,9 @@ def rollout(env, actions, seed=None, options=None):
     return np.stack(frames)
 
 
-def test_same_seed_same_frames_different_seeds_differ(make_env):
-    a, b = make_env(), make_env()
+@FRAMES
+def test_same_seed_same_frames_different_seeds_differ(make_env, frames):
+    a, b = make_env(**frames), make_env(**frames)
     first, second = rollout(a, ACTIONS, seed=7), rollout(b, ACTIONS, seed=7)
     assert np.array_equal(first, second)
     assert not np.array_equal(first, rollout(b, ACTIONS, seed=8))
@@ -31,20 +35,21 @@ def test_same_seed_same_frames_different_seeds_differ(make_env):
 
 
 def test_context_noise_changes_frames_deterministically(make_env):
+    # warp=None: every frame is the model's (with the id's warp these steps need none of its pixels).
     actions = [0, 1, 2, 0]
-    clean = rollout(make_env(context_noise=0.0), actions, seed=3)
-    noisy = [rollout(make_env(context_noise=0.25), actions, seed=3) for _ in range(2)]
+    clean = rollout(make_env(context_noise=0.0, warp=None), actions, seed=3)
+    noisy = [rollout(make_env(context_noise=0.25, warp=None), actions, seed=3) for _ in range(2)]
     assert np.array_equal(noisy[0], noisy[1]) and not np.array_equal(clean, noisy[0])
 
 
 def test_guidance_changes_frames_deterministically_and_imagine_uses_it(make_env):
     actions = [0, 1, 2]
-    plain = rollout(make_env(), actions, seed=3)
-    guided = [make_env(guidance_scale=2.0) for _ in range(2)]
+    plain = rollout(make_env(warp=None), actions, seed=3)
+    guided = [make_env(guidance_scale=2.0, warp=None) for _ in range(2)]
     frames = [rollout(env, actions, seed=3) for env in guided]
     assert np.array_equal(frames[0], frames[1]) and not np.array_equal(plain, frames[0])
     assert guided[0].unwrapped.simulator.guidance_scale == 2.0
-    envs = (*guided, make_env())
+    envs = (*guided, make_env(warp=None))
     for env in envs:
         env.reset(seed=3)
     imagined = [env.unwrapped.imagine([0, 0]) for env in envs]
@@ -67,8 +72,9 @@ def test_memory_is_bounded_over_a_long_episode(make_env):
     assert memory.frames_seen == 85 + 300
 
 
-def test_snapshot_restore_replays_identically(make_env):
-    env = make_env(ground_truth=True).unwrapped
+@FRAMES
+def test_snapshot_restore_replays_identically(make_env, frames):
+    env = make_env(ground_truth=True, **frames).unwrapped
     env.reset(seed=3)
     rollout(env, ACTIONS[:3])
     state = env.snapshot()
@@ -86,6 +92,29 @@ def test_snapshot_restore_replays_identically(make_env):
     reset_a = env.reset()[0]
     env.restore(state)
     assert np.array_equal(env.reset()[0], reset_a)
+
+
+def test_copied_view_filled_by_the_model_is_deterministic_and_replays(make_env):
+    """With the id's warp, steps whose pixels the model fills are seeded and restored too.
+
+    Turning left from seed 11's start leaves what its context walk saw after about 10 steps: from
+    there the model draws the new pixels (the short walks above never need it).
+    """
+    actions = [1] * 14
+    a, b = make_env(), make_env()
+    first = rollout(a, actions, seed=11)
+    assert np.array_equal(first, rollout(b, actions, seed=11))
+    assert a.unwrapped.simulator.frames_filled > 0  # the case this test is for
+    env = a.unwrapped
+    env.reset(seed=11)
+    rollout(env, actions[:6])
+    state = env.snapshot()
+    filled = env.simulator.frames_filled
+    after = rollout(env, actions[6:])
+    assert env.simulator.frames_filled > filled and np.array_equal(after, first[7:])
+    env.step(0)
+    env.restore(state)
+    assert np.array_equal(rollout(env, actions[6:]), after)
 
 
 def test_fork_is_independent(make_env):
@@ -211,7 +240,8 @@ def test_time_limit_and_record_episode_statistics(make_env):
 
 def test_decode_level_changes_only_the_shown_frame(make_env):
     actions = [0, 1, 2]
-    fine, coarse = make_env(), make_env(decode_level=2)
+    # warp=None: the decoded frame is the shown one (with the id's warp these steps show none of it).
+    fine, coarse = make_env(warp=None), make_env(decode_level=2, warp=None)
     fine_frames, coarse_frames = rollout(fine, actions, seed=3), rollout(coarse, actions, seed=3)
     assert np.array_equal(fine_frames[0], coarse_frames[0])  # reset shows the real context frame
     assert not np.array_equal(fine_frames[1:], coarse_frames[1:])

@@ -20,9 +20,11 @@ def test_imagine_checks_its_input_first(tiny_model):
         env.imagine([0, 3])
 
 
-def test_imagine_is_deterministic_and_leaves_the_env_unchanged(make_env):
+@pytest.mark.parametrize("frames", [{"warp": None}, {}], ids=["model-frames", "copied-view"])
+def test_imagine_is_deterministic_and_leaves_the_env_unchanged(make_env, frames):
+    """Every frame the model's (warp=None) or the id's copied view: imagining moves neither."""
     pytest.importorskip("models.rollout.open_loop")
-    env = make_env(sampling_steps=1).unwrapped
+    env = make_env(sampling_steps=1, **frames).unwrapped
     env.reset(seed=0)
     env.step(0)
     state = env.snapshot()

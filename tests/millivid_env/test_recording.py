@@ -8,11 +8,13 @@ import gymnasium as gym
 import imageio.v3 as iio
 import numpy as np
 
+from millivid_env.registration import FAST_ENV_ID
+
 STEPS = 3
 
 
 def test_record_video_and_episode_statistics_on_the_fast_id(tmp_path: Path) -> None:
-    env = gym.make("MilliVid-Loopcraft-Fast-v3", render_mode="rgb_array", max_episode_steps=STEPS)
+    env = gym.make(FAST_ENV_ID, render_mode="rgb_array", max_episode_steps=STEPS)
     env = gym.wrappers.RecordVideo(env, str(tmp_path / "videos"), episode_trigger=lambda episode: True)
     env = gym.wrappers.RecordEpisodeStatistics(env)
     try:

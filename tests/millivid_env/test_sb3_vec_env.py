@@ -10,6 +10,7 @@ pytest.importorskip("stable_baselines3")
 from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
 
 from agents.sb3_vec_env import SB3VecEnv, unbatch_info  # noqa: E402
+from millivid_env.registration import DEFAULT_ENV_ID  # noqa: E402
 
 N, LIMIT = 3, 3
 ACTIONS = np.array([[0, 1, 2], [1, 0, 0], [2, 2, 0], [0, 0, 1], [1, 2, 0]])
@@ -18,9 +19,9 @@ ACTIONS = np.array([[0, 1, 2], [1, 0, 0], [2, 2, 0], [0, 0, 1], [1, 2, 0]])
 @pytest.fixture
 def pair(tiny_model):
     kwargs = {**tiny_model.kwargs, "sampling_steps": 2, "max_episode_steps": LIMIT}
-    dummy = DummyVecEnv([lambda: gym.make("MilliVid-Loopcraft-v3", **kwargs) for _ in range(N)])
+    dummy = DummyVecEnv([lambda: gym.make(DEFAULT_ENV_ID, **kwargs) for _ in range(N)])
     batched = SB3VecEnv(
-        gym.make_vec("MilliVid-Loopcraft-v3", num_envs=N, vectorization_mode="vector_entry_point", **kwargs)
+        gym.make_vec(DEFAULT_ENV_ID, num_envs=N, vectorization_mode="vector_entry_point", **kwargs)
     )
     yield dummy, batched
     dummy.close()
@@ -72,7 +73,7 @@ def test_ppo_trains_in_imagination_smoke(tiny_model):
     ppo = pytest.importorskip("stable_baselines3").PPO
     kwargs = {**tiny_model.kwargs, "sampling_steps": 1}
     envs = SB3VecEnv(
-        gym.make_vec("MilliVid-Loopcraft-v3", num_envs=2, vectorization_mode="vector_entry_point", **kwargs)
+        gym.make_vec(DEFAULT_ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", **kwargs)
     )
     model = ppo("CnnPolicy", envs, n_steps=8, batch_size=16, n_epochs=1, seed=0, device="cpu")
     model.learn(16)

@@ -1,4 +1,4 @@
-"""The vector env of MilliVid-Loopcraft-v3: batched stepping equals single envs, same-step autoreset."""
+"""The vector env of the world-model ids: batched stepping equals single envs, same-step autoreset."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
 
+from millivid_env.registration import DEFAULT_ENV_ID
 from millivid_env.world_model_vector_env import MilliVidVectorEnv
 
 STEPS = 2
@@ -22,7 +23,7 @@ def make_vec(tiny_model):
     def factory(num_envs=3, **overrides):
         kwargs = {**tiny_model.kwargs, "sampling_steps": STEPS, **overrides}
         envs = gym.make_vec(
-            "MilliVid-Loopcraft-v3", num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs
+            DEFAULT_ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs
         )
         made.append(envs)
         return envs
@@ -48,9 +49,11 @@ def test_made_by_make_vec_with_batched_spaces(make_vec):
     assert envs.unwrapped.simulator.world_model is envs.unwrapped.world_model
 
 
-def test_vector_equals_single_envs_through_truncation(make_vec, make_env):
-    envs = make_vec(num_envs=3, max_episode_steps=4, ground_truth=True)
-    singles = [make_env(max_episode_steps=4, ground_truth=True) for _ in range(3)]
+@pytest.mark.parametrize("frames", [{"warp": None}, {}], ids=["model-frames", "copied-view"])
+def test_vector_equals_single_envs_through_truncation(make_vec, make_env, frames):
+    """Bit for bit, every frame the model's (warp=None) and with the id's warp (copied view)."""
+    envs = make_vec(num_envs=3, max_episode_steps=4, ground_truth=True, **frames)
+    singles = [make_env(max_episode_steps=4, ground_truth=True, **frames) for _ in range(3)]
     obs, infos = envs.reset(seed=10)
     for i, env in enumerate(singles):
         single_obs, single_info = env.reset(seed=10 + i)
@@ -114,11 +117,34 @@ def test_vector_errors(make_vec, tiny_model):
 
 
 def test_vector_decode_level_equals_single_envs(make_vec, make_env):
-    envs = make_vec(num_envs=2, decode_level=2)
-    singles = [make_env(decode_level=2) for _ in range(2)]
+    # warp=None: the decoded level is the shown frame (with a warp it is rarely shown).
+    envs = make_vec(num_envs=2, decode_level=2, warp=None)
+    singles = [make_env(decode_level=2, warp=None) for _ in range(2)]
     envs.reset(seed=5)
     for i, env in enumerate(singles):
         env.reset(seed=5 + i)
     obs = envs.step(np.array([0, 1]))[0]
     for i, env in enumerate(singles):
         assert np.array_equal(obs[i], env.step(i)[0]), f"sub-env {i} differs from its single env"
+
+
+def test_vector_copied_view_equals_single_envs_when_some_streams_need_the_model(make_vec, make_env):
+    """With the id's warp, a step runs the model only for the sub-envs whose view it must fill.
+
+    Sub-env 0 (seed 11) keeps turning left into what its context walk never saw; sub-env 1 (seed 12)
+    turns back and forth within it, so the later steps fill sub-env 0 alone: a batch of one stream.
+    """
+    steps = 12
+    actions = np.stack([np.ones(steps, np.int64), np.tile([1, 2], steps // 2)], axis=1)
+    envs = make_vec(num_envs=2)
+    singles = [make_env() for _ in range(2)]
+    obs, _ = envs.reset(seed=11)
+    for i, env in enumerate(singles):
+        assert np.array_equal(obs[i], env.reset(seed=11 + i)[0])
+    for step_actions in actions:
+        obs = envs.step(step_actions)[0]
+        for i, env in enumerate(singles):
+            assert np.array_equal(obs[i], env.step(step_actions[i])[0]), f"sub-env {i} differs"
+    filled = [env.unwrapped.simulator.frames_filled for env in singles]
+    assert filled[0] > 0 and filled[1] == 0, filled  # the case this test is for
+    assert envs.unwrapped.simulator.frames_filled == sum(filled)
