@@ -12,17 +12,18 @@ from gymnasium.utils.env_checker import check_env
 
 from agents.reward_head_training import classification_metrics
 from millivid_env import cli
-from millivid_env.registration import LANDMARK_ENV_ID, MILLIVID_TASK_VARIANTS
+from millivid_env.registration import DEFAULT_ENV_ID, LANDMARK_ENV_ID, MILLIVID_TASK_VARIANTS, WARP_CHECKPOINT
 from models.checkpoints import CheckpointError, save_checkpoint
 from models.reward_head import RewardHead, RewardHeadConfig, load_reward_head
 
-ID = "MilliVid-Loopcraft-Landmark-v3"
+ID = LANDMARK_ENV_ID
 
 
 def test_registered_task_id():
     spec = gym.spec(ID)
     assert spec.max_episode_steps == 200 and spec.kwargs["reward_head"] == "loopcraft-64-landmark"
     assert spec.vector_entry_point == "millivid_env.world_model_vector_env:MilliVidVectorEnv"
+    assert spec.kwargs["warp"] == WARP_CHECKPOINT
 
 
 def test_save_load_round_trip(tmp_path):
@@ -143,7 +144,7 @@ def test_shaping_overrides_the_heads_task(tiny_model):
     with pytest.raises(ValueError, match="shaping must be >= 0"):
         make_task_env(tiny_model, tiny_model.head_never, shaping=-1.0)
     with pytest.raises(ValueError, match="shaping needs a task: pass reward_head"):
-        gym.make("MilliVid-Loopcraft-v3", **tiny_model.kwargs, shaping=0.1)
+        gym.make(DEFAULT_ENV_ID, **tiny_model.kwargs, shaping=0.1)
 
 
 def test_regularised_training_is_reproducible_and_checks_its_arguments():

@@ -13,6 +13,7 @@ pytest.importorskip("stable_baselines3")
 from agents import deps  # noqa: E402
 from agents.train_agent import latest_checkpoint, parse_env_kwargs  # noqa: E402
 from millivid_env import cli  # noqa: E402
+from millivid_env.registration import LANDMARK_ENV_ID  # noqa: E402
 
 PPO_SMALL = ["--n-steps", "32", "--batch-size", "32", "--n-epochs", "1", "--verbose", "0"]
 
@@ -47,7 +48,7 @@ def test_train_on_the_real_env_and_resume(tmp_path, monkeypatch, capsys):
 
 def test_train_in_imagination_through_the_batched_env(tiny_model, tmp_path):
     out = tmp_path / "imagined"
-    argv = ["train-agent", "--env", "MilliVid-Loopcraft-Landmark-v3", "--num-envs", "2", "--out", str(out)]
+    argv = ["train-agent", "--env", LANDMARK_ENV_ID, "--num-envs", "2", "--out", str(out)]
     for key, value in {
         **tiny_model.kwargs,
         "reward_head": tiny_model.head_never,
