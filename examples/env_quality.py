@@ -150,7 +150,6 @@ def main() -> None:
         document |= {
             "summary": bucket_summary(scores["model"]),
             "per_frame": scores["model"],
-            "loops_below_held": loops_below(scores["model"]["lpips"], scores["held_frame"]["lpips"]),
             "one_step": {
                 kind: {name: mean_se(values) for name, values in rows.items()} | {"count": len(rows["model"])}
                 for kind, rows in one_step.items()
@@ -160,15 +159,18 @@ def main() -> None:
     for name in systems:
         if name != "model":
             document[name] = {"summary": bucket_summary(scores[name]), "per_frame": scores[name]}
-    if "view_only" in scores:
-        document["view_only_loops_below_held"] = loops_below(
-            scores["view_only"]["lpips"], scores["held_frame"]["lpips"]
-        )
+    for name in ("model", "view_only"):
+        if name in scores:
+            prefix = "" if name == "model" else "view_only_"
+            lpips, held = scores[name]["lpips"], scores["held_frame"]["lpips"]
+            document[f"{prefix}loops_below_held"] = loops_below(lpips, held)
+            document[f"{prefix}minus_held"] = paired_difference(lpips, held)
     with open(args.out, "w") as handle:
         json.dump(document, handle)
     for name in systems:
         print(f"{name}:", json.dumps(bucket_summary(scores[name])["lpips"]))
-    for key in ("loops_below_held", "view_only_loops_below_held", "one_step", "frames_filled_by_the_model"):
+    keys = ("loops_below_held", "minus_held", "view_only_loops_below_held", "view_only_minus_held")
+    for key in (*keys, "one_step", "frames_filled_by_the_model"):
         if key in document:
             print(f"{key}:", json.dumps(document[key]))
 
@@ -238,6 +240,15 @@ def loops_below(model: list[list[float]], baseline: list[list[float]]) -> list[i
     m = np.array(model).reshape(len(model), -1, BUCKET).mean(axis=2)
     b = np.array(baseline).reshape(len(baseline), -1, BUCKET).mean(axis=2)
     return (m < b).sum(axis=0).tolist()
+
+
+def paired_difference(model: list[list[float]], baseline: list[list[float]]) -> dict[str, list[float]]:
+    """Per bucket, mean and standard error over loops of (model - baseline) LPIPS, paired by loop."""
+    m = np.array(model).reshape(len(model), -1, BUCKET).mean(axis=2)
+    b = np.array(baseline).reshape(len(baseline), -1, BUCKET).mean(axis=2)
+    d = m - b
+    se = d.std(0, ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.zeros(d.shape[1])
+    return {"mean": d.mean(0).round(4).tolist(), "se": se.round(4).tolist()}
 
 
 def mean_se(values: list[float]) -> list[float | None]:
