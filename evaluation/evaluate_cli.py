@@ -158,6 +158,7 @@ def summary(document: dict[str, Any]) -> str:
     """A few lines for the terminal: mean LPIPS and PSNR per entry in every bucket."""
     lpips = document["metrics"]["lpips"]["label"]
     lines = [f"{document['videos']} videos, protocol {document['protocol']['name']}; {lpips} / PSNR dB:"]
+    width = max([24, *(len(r["label"]) for r in document["results"].values())])
     for result in document["results"].values():
         cells = []
         for bucket in ("short", "medium", "long"):
@@ -166,7 +167,7 @@ def summary(document: dict[str, Any]) -> str:
             cells.append(
                 f"{bucket} {lp:.3f} / {ps:.2f}" if lp is not None and ps is not None else f"{bucket} -"
             )
-        lines.append(f"  {result['label']:<24} " + "   ".join(cells))
+        lines.append(f"  {result['label']:<{width}} " + "   ".join(cells))
     return "\n".join(lines)
 
 

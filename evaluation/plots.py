@@ -1,8 +1,9 @@
 """PNG figures of an evaluation (matplotlib, Agg backend: no display needed).
 
 - ``plots/<metric>.png``: each paired metric against the rollout frame index (mean over test videos,
-  running mean over ``max(1, T // 48)`` frames), every system as a solid line and both bounds dashed,
-  bucket edges dotted; ``plots/fd.png`` the Fréchet distance per 16-frame window;
+  running mean over ``max(1, T // 48)`` frames), every system as a solid line, both bounds dashed, the
+  held-frame baseline dotted black, the oracle look-up dash-dotted purple, bucket edges dotted;
+  ``plots/fd.png`` the Fréchet distance per 16-frame window;
   ``plots/overview.png`` PSNR, SSIM and LPIPS side by side.
 - ``strips/revisits.png``: rows of frames at revisits (a rollout frame whose true pose is close to a
   context pose): the context frame it revisits, the true frame, the autoencoded truth and every
@@ -21,12 +22,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from evaluation.protocol import Protocol  # noqa: E402
+from evaluation.store import ORACLE_LOOKUP  # noqa: E402
 
 _BOUND_STYLE = {
     "upper-bound": ("--", "#2ca02c"),
     "lower-bound": ("--", "#7f7f7f"),
     "baseline": (":", "#000000"),
 }
+#: Entries drawn in their own style (else by kind): the second baseline must not look like the first.
+_ENTRY_STYLE = {ORACLE_LOOKUP: ("-.", "#9467bd")}
 _SYSTEM_COLOURS = {"millivid": "#d62728", "framepack": "#1f77b4", "full-resolution": "#ff7f0e"}
 
 
@@ -51,7 +55,9 @@ def _draw_metric(
             x = np.arange(len(values)) * 16 + min(16, t) / 2 + 1
         else:
             x, values = np.arange(1, t + 1), _smooth(values, window)
-        style, colour = _BOUND_STYLE.get(entry["kind"], ("-", _SYSTEM_COLOURS.get(key)))
+        style, colour = _ENTRY_STYLE.get(key) or _BOUND_STYLE.get(
+            entry["kind"], ("-", _SYSTEM_COLOURS.get(key))
+        )
         ax.plot(x, values, style, color=colour, label=entry["label"], linewidth=1.6)
     for lo, _ in list(protocol.bucket_edges().values())[1:]:
         ax.axvline(lo + 0.5, color="#bbbbbb", linestyle=":", linewidth=1)

@@ -150,6 +150,16 @@ def _strip_rows(evaluation: Evaluation) -> tuple[list[dict[str, Any]], list[str]
     return rows, columns
 
 
+#: What the oracle look-up row means (report.md; the same words in docs/evaluation.md).
+ORACLE_SENTENCE = (
+    "*Context frame nearest to the true pose (oracle look-up)* = for every generated frame, the context "
+    "frame whose true pose is nearest to that frame's true pose (distance: blocks apart in x, z plus "
+    "degrees of yaw apart / 30); it reads the true poses, which no model is given, so it is not a bound "
+    "but a reference: how far a model is from a perfect look-up of what it was shown. A model that "
+    "scores worse has not learnt to recall the context where the camera is; one that scores better also "
+    "renders what no single context frame shows (views between the context poses, places never seen)."
+)
+
 _KIND_NOTE = {"upper-bound": " *(bound)*", "lower-bound": " *(bound)*", "baseline": " *(baseline)*"}
 
 
@@ -191,9 +201,9 @@ def markdown(document: dict[str, Any]) -> str:
         + ". Values are mean ± standard error over videos of the per-video mean in the bucket; the Fréchet "
         "distance pools the bucket's frames of all videos (no error bar).",
         "- Bounds: *autoencoded GT* = true frames through the system's autoencoder (best reachable); *random "
-        "frames* = the same frame index of a random other test video (unrelated but realistic). Baseline: "
-        "*last context frame held* = the trivial predictor that repeats the last true context frame; a "
-        "system below it has not learnt how the view moves.",
+        "frames* = the same frame index of a random other test video (unrelated but realistic). Baselines "
+        "(no model): *last context frame held* = the trivial predictor that repeats the last true context "
+        "frame; a system below it has not learnt how the view moves. " + ORACLE_SENTENCE,
         f"- Device `{document['device']}`; machine: {_machine(document['machine'])}.",
         f"- Created {document['created']}; config fingerprint `{document['fingerprint'][:16]}`.",
         "",

@@ -11,6 +11,9 @@ For each test video (``C`` context + ``T`` future frames of a Loopcraft test loo
   random *other* test video (drawn per video from a seeded generator; realistic but unrelated);
 - ``last-context-frame`` (**baseline**): the last true context frame, held for all ``T`` frames (the
   trivial predictor of video prediction: a world model that does not beat it has not learnt motion);
+- ``oracle-lookup`` (**baseline**): for every rollout frame, the context frame whose *true* pose is
+  nearest to that frame's true pose (:func:`evaluation.baselines.nearest_pose_frames`; the index stored
+  as ``context_index``): how far a model is from a perfect look-up of what it was shown;
 - ``ground-truth``: the true future frames' features (reference of the Fréchet distance) and the
   revisit frames chosen for the report's strips.
 
@@ -35,17 +38,27 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from evaluation.baselines import held_frames, oracle_lookup_frames
 from evaluation.metric_setup import build_metrics
 from evaluation.metrics import PreparedTarget
 from evaluation.protocol import OPEN_LOOP_STEPS, Protocol
 from evaluation.revisits import RevisitTolerance, context_revisits, spread
-from evaluation.store import GROUND_TRUTH, LAST_CONTEXT_FRAME, RANDOM_FRAMES, ResultStore, autoencoded_key
+from evaluation.store import (
+    GROUND_TRUTH,
+    LAST_CONTEXT_FRAME,
+    ORACLE_LOOKUP,
+    RANDOM_FRAMES,
+    ResultStore,
+    autoencoded_key,
+)
 from evaluation.systems import SystemSpec, check_layouts, check_strategy, load_system, resolve_files
 from evaluation.testset import TestSet
 from models.rollout.open_loop import imagine
 
 #: Seed stream of the random-frame bound's donor choice (independent of the sampling seed's use).
 _DONOR_STREAM = 7
+#: Display name of the oracle look-up baseline.
+ORACLE_LABEL = "context frame nearest to the true pose (oracle look-up)"
 
 
 @dataclass
@@ -104,9 +117,10 @@ class Entry:
 
 
 def plan_entries(systems: list[SystemSpec], files: dict[str, dict[str, Any]]) -> list[Entry]:
-    """The entries: systems, one autoencoded bound per autoencoder, two baselines, the reference.
+    """The entries: systems, one autoencoded bound per autoencoder, bounds, baselines, the reference.
 
-    The baselines are the random-frame bound and the held last context frame.
+    The bound without a model is the random frames; the baselines are the held last context frame and
+    the oracle look-up (the context frame nearest to each true pose).
     """
     entries = [Entry(s.name, "system", s.name, s) for s in systems]
     seen: dict[str, Entry] = {}
@@ -120,6 +134,7 @@ def plan_entries(systems: list[SystemSpec], files: dict[str, dict[str, Any]]) ->
     entries += list(seen.values())
     entries.append(Entry(RANDOM_FRAMES, "lower-bound", "random frames"))
     entries.append(Entry(LAST_CONTEXT_FRAME, "baseline", "last context frame held"))
+    entries.append(Entry(ORACLE_LOOKUP, "baseline", ORACLE_LABEL))
     entries.append(Entry(GROUND_TRUTH, "reference", "ground truth"))
     return entries
 
@@ -296,6 +311,8 @@ class Evaluation:
                         self._run_autoencoded(entry, positions, saved)
                     elif entry.kind == "lower-bound":
                         self._run_random(entry, positions, saved)
+                    elif entry.key == ORACLE_LOOKUP:
+                        self._run_oracle_lookup(entry, positions, saved)
                     elif entry.kind == "baseline":
                         self._run_held_frame(entry, positions, saved)
                     else:
@@ -386,10 +403,15 @@ class Evaluation:
             saved(entry.key, k, {**self._score(k, frames), "donor": numbers})
 
     def _run_held_frame(self, entry: Entry, positions: list[int], saved: Callable) -> None:
-        c, t = self.protocol.context, self.protocol.horizon
         for k in positions:
-            last = self.test_set.video(k).frames[c - 1]
-            saved(entry.key, k, self._score(k, np.repeat(last[None], t, axis=0)))
+            frames = held_frames(self.test_set.video(k).frames, self.protocol.context)
+            saved(entry.key, k, self._score(k, frames))
+
+    def _run_oracle_lookup(self, entry: Entry, positions: list[int], saved: Callable) -> None:
+        for k in positions:
+            video = self.test_set.video(k)
+            frames, index = oracle_lookup_frames(video.frames, video.poses, self.protocol.context)
+            saved(entry.key, k, {**self._score(k, frames), "context_index": index})
 
     def _run_reference(self, entry: Entry, positions: list[int], saved: Callable) -> None:
         c = self.protocol.context

@@ -6,8 +6,9 @@ Layout of ``DIR``::
     DIR/per_video/<entry>/<video>.npz       per-frame results of one entry on one test video
 
 ``<entry>`` is a system name, ``autoencoded-<ae>`` (upper bound), ``random-frames`` (lower bound),
-``last-context-frame`` (the trivial baseline: the last context frame held) or ``ground-truth``
-(reference features and strip frames); ``<video>`` is the zero-padded video number.
+``last-context-frame`` (the trivial baseline: the last context frame held), ``oracle-lookup`` (the
+baseline of the context frame nearest to each true pose) or ``ground-truth`` (reference features and
+strip frames); ``<video>`` is the zero-padded video number.
 Each ``.npz`` is written to a temporary name and renamed, and carries its entry's fingerprint, so a
 killed evaluation leaves only finished files and a rerun skips exactly those.
 
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.baselines import DEGREES_PER_BLOCK
 from millivid_env.loopcraft.npzio import atomic_write_bytes, npz_bytes
 
 FORMAT = "millivid-evaluation"
@@ -39,6 +41,7 @@ PER_VIDEO = "per_video"
 GROUND_TRUTH = "ground-truth"
 RANDOM_FRAMES = "random-frames"
 LAST_CONTEXT_FRAME = "last-context-frame"
+ORACLE_LOOKUP = "oracle-lookup"
 
 
 class ConfigMismatchError(ValueError):
@@ -76,7 +79,8 @@ def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict
 
     A system's results depend on its checkpoints; the autoencoded bound only on the autoencoder's
     weights; the random-frames bound, the last-context-frame baseline and the ground-truth reference
-    on the shared config alone.
+    on the shared config alone; the oracle-lookup baseline also on its pose distance (recorded, so that
+    another rule would be recomputed).
     """
     shared = {k: v for k, v in config.items() if k != "systems"}
     entries: dict[str, dict[str, Any]] = {}
@@ -86,6 +90,7 @@ def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict
         entries[autoencoded_key(digest)] = {"autoencoder_sha256": digest}
     entries[RANDOM_FRAMES] = {}
     entries[LAST_CONTEXT_FRAME] = {}
+    entries[ORACLE_LOOKUP] = {"degrees_per_block": DEGREES_PER_BLOCK, "distance": "xz-blocks+yaw-degrees"}
     entries[GROUND_TRUTH] = {}
     return shared, entries
 

@@ -13,11 +13,18 @@ from safetensors.torch import load_file, save_file
 
 import evaluation.runner as runner
 import evaluation.store as store_module
+from evaluation.baselines import nearest_pose_frames
 from evaluation.metrics import LPIPS_NAME, ST_LPIPS_NAME, psnr
 from evaluation.protocol import get_protocol
 from evaluation.revisits import RevisitTolerance
 from evaluation.runner import Evaluation, EvaluationSettings
-from evaluation.store import GROUND_TRUTH, RANDOM_FRAMES, ConfigMismatchError
+from evaluation.store import (
+    GROUND_TRUTH,
+    LAST_CONTEXT_FRAME,
+    ORACLE_LOOKUP,
+    RANDOM_FRAMES,
+    ConfigMismatchError,
+)
 from evaluation.systems import SYSTEMS, resolve_systems
 from evaluation.testset import generate_test_set, open_test_set
 from millivid_env.cli import COMMANDS, main
@@ -79,7 +86,8 @@ def test_report_files_and_structure(tiny):
     kinds = {key: r["kind"] for key, r in report["results"].items()}
     assert [k for k, v in kinds.items() if v == "system"] == list(SYSTEMS)
     assert sorted(kinds.values()).count("upper-bound") == 1 and kinds["random-frames"] == "lower-bound"
-    assert kinds["last-context-frame"] == "baseline"
+    assert kinds["last-context-frame"] == "baseline" and kinds["oracle-lookup"] == "baseline"
+    assert report["results"]["oracle-lookup"]["label"] == runner.ORACLE_LABEL
     for result in report["results"].values():
         assert set(result["buckets"]) == {"short", "medium", "long", "all", "revisits"}
         for bucket in result["buckets"].values():
@@ -139,8 +147,43 @@ def test_bounds_use_the_autoencoder_and_other_videos(tiny):
         held = np.load(tiny.out / "per_video" / "last-context-frame" / f"{number:06d}.npz")
         last = np.repeat(test_set.video(k).frames[CONTEXT - 1 : CONTEXT], len(truth), axis=0)
         np.testing.assert_allclose(held["psnr"], psnr(last, truth).numpy(), rtol=1e-5)
+        # The oracle look-up shows, per rollout frame, the context frame of nearest true pose.
+        oracle = np.load(tiny.out / "per_video" / "oracle-lookup" / f"{number:06d}.npz")
+        poses = test_set.video(k).poses
+        index = nearest_pose_frames(poses[:CONTEXT], poses[CONTEXT:])
+        np.testing.assert_array_equal(oracle["context_index"], index)
+        assert (index < CONTEXT).all()
+        looked_up = test_set.video(k).frames[index]
+        np.testing.assert_allclose(oracle["psnr"], psnr(looked_up, truth).numpy(), rtol=1e-5)
+        assert oracle["lpips"].shape == (HORIZON,) and oracle["features"].shape[0] == HORIZON
     md = (tiny.out / "report.md").read_text()
     assert "| last context frame held *(baseline)* |" in md
+    assert "| context frame nearest to the true pose (oracle look-up) *(baseline)* |" in md
+    assert "how far a model is from a perfect look-up of what it was shown" in md
+
+
+def test_a_folder_from_before_the_oracle_computes_only_the_oracle(tiny, tmp_path, monkeypatch):
+    """An evaluation folder written without the oracle look-up gains it on the next run; nothing else
+    is recomputed."""
+    out = shutil.copytree(tiny.out, tmp_path / "eval")
+    shutil.rmtree(out / "per_video" / ORACLE_LOOKUP)
+    document = json.loads((out / "evaluation.json").read_text())
+    del document["entries"][ORACLE_LOOKUP]
+    (out / "evaluation.json").write_text(json.dumps(document))
+    monkeypatch.setattr(runner, "imagine", lambda *a, **k: pytest.fail("rolled out"))
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "per_video").rglob("*.npz")}
+    assert main(["evaluate", *tiny.common, *LOOSE, "--out", str(out)]) == 0
+    assert stamps == {p: p.stat().st_mtime_ns for p in stamps}
+    assert sorted(p.name for p in (out / "per_video" / ORACLE_LOOKUP).glob("*.npz")) == sorted(
+        p.name for p in (out / "per_video" / LAST_CONTEXT_FRAME).glob("*.npz")
+    )
+    recorded = json.loads((out / "evaluation.json").read_text())["entries"][ORACLE_LOOKUP]
+    assert recorded["config"]["degrees_per_block"] == 30.0
+    report = json.loads((out / "report.json").read_text())
+    assert (
+        report["results"][ORACLE_LOOKUP]
+        == json.loads((tiny.out / "report.json").read_text())["results"][ORACLE_LOOKUP]
+    )
 
 
 def test_rerun_skips_everything_and_config_change_is_refused(tiny, monkeypatch, capsys):
@@ -243,7 +286,14 @@ def test_folder_grows_with_more_systems(tiny, tmp_path, rolled):
             np.testing.assert_array_equal(again[name], value)
     recorded = json.loads((tmp_path / "evaluation.json").read_text())
     assert recorded["format_version"] == 3 and "systems" not in recorded["config"]
-    assert {"framepack", "full-resolution", GROUND_TRUTH, RANDOM_FRAMES} <= set(recorded["entries"])
+    assert {
+        "framepack",
+        "full-resolution",
+        GROUND_TRUTH,
+        RANDOM_FRAMES,
+        LAST_CONTEXT_FRAME,
+        ORACLE_LOOKUP,
+    } <= set(recorded["entries"])
     assert evaluation(["full-resolution"]).pending()["full-resolution"] == []
     # A system given another checkpoint (other weights) is an entry of another fingerprint: recomputed.
     other = shutil.copytree(tiny.dit, tmp_path.parent / "other")
