@@ -82,13 +82,14 @@ def test_wrapper_on_the_world_model_env(tmp_path):
     import torch
 
     import millivid_env  # noqa: F401  (registers the ids)
+    from millivid_env.registration import DEFAULT_ENV_ID
     from models.testing import save_tiny_world_model
 
     ae, dit = save_tiny_world_model(tmp_path)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        inner = gym.make("MilliVid-Loopcraft-v3", checkpoint=str(dit), autoencoder=str(ae), device="cpu",
+        inner = gym.make(DEFAULT_ENV_ID, checkpoint=str(dit), autoencoder=str(ae), device="cpu",
                          sampling_steps=1, ground_truth=True)  # fmt: skip
         env = RecallWrapper(inner, max_distance=0.1, max_yaw=5, min_gap=30)  # LPIPS (the default)
         env.reset(seed=0)
