@@ -100,20 +100,25 @@ def test_offline_repo_id_explains_local_directory():
 def test_bundled_checkpoints_load_offline():
     from models.diffusion import VideoDiT
     from models.reward_head import load_reward_head
+    from models.warp import load_warp
 
     names = bundled_names()
     for name in names:
         assert (BUNDLED_DIR / name / "README.md").is_file(), f"{name} has no model card"
-        config = json.loads((BUNDLED_DIR / name / "config.json").read_text())
-        if name.endswith("-landmark"):
+        kind = directory_kind(BUNDLED_DIR / name)
+        if kind == "reward-head":
             load_reward_head(name)
-        elif "encoder_depth" not in config:  # a diffusion model
+        elif kind == "diffusion":
             assert VideoDiT.from_pretrained(name).config.layout == "loopcraft-64"
+        elif kind == "action-warp":
+            assert load_warp(name).config.resolution == 64
         else:
+            assert kind == "autoencoder", f"{name}: unknown kind {kind!r}"
             model = load_autoencoder(name)
             assert model.reconstruct(synthetic_frames(1)).shape == (1, 3, 64, 64)
     if names:  # the package ships the env's defaults together
-        assert {"loopcraft-64", "loopcraft-64-perceptual", "loopcraft-64-millivid"} <= set(names)
+        defaults = {"loopcraft-64", "loopcraft-64-perceptual", "loopcraft-64-millivid", "loopcraft-64-warp"}
+        assert defaults <= set(names)
 
 
 def test_checkpoint_kinds_are_told_by_their_config(saved, tmp_path):
@@ -121,7 +126,7 @@ def test_checkpoint_kinds_are_told_by_their_config(saved, tmp_path):
     kinds = {name: directory_kind(BUNDLED_DIR / name) for name in bundled_names()}
     assert kinds["loopcraft-64-perceptual"] == kinds["loopcraft-64"] == "autoencoder"
     assert kinds["loopcraft-64-millivid"] == kinds["loopcraft-64-millivid-framecausal"] == "diffusion"
-    assert kinds["loopcraft-64-landmark"] == "reward-head"
+    assert kinds["loopcraft-64-landmark"] == "reward-head" and kinds["loopcraft-64-warp"] == "action-warp"
     assert bundled_names("reward-head") == ["loopcraft-64-landmark"]
     assert set(bundled_names("diffusion")) == {n for n, k in kinds.items() if k == "diffusion"}
     assert config_kind({"kind": "action-warp", "resolution": 64}) == "action-warp"
