@@ -51,10 +51,10 @@ class ViewSettings:
     """
 
     capacity: int = 512
-    decay: float = 0.95
+    decay: float = 0.8
     fill_confidence: float = 0.02
     lookup_weight: float = 0.5
-    distance_scale: float = 1.0
+    distance_scale: float = 0.25
     max_turns: int = 3
     max_walk: int = 12
     remember: bool = True
