@@ -78,7 +78,9 @@ def test_wrapper_needs_the_ground_truth_shadow():
         RecallWrapper(ScriptedEnv(), metric="fid")
 
 
-def test_wrapper_on_the_world_model_env(tmp_path):
+@pytest.mark.parametrize("frames", [{"warp": None}, {}], ids=["model-frames", "copied-view"])
+def test_wrapper_on_the_world_model_env(tmp_path, frames):
+    """Every frame the model's (warp=None), or the id's copied view, which may show the start exactly."""
     import torch
 
     import millivid_env  # noqa: F401  (registers the ids)
@@ -90,7 +92,7 @@ def test_wrapper_on_the_world_model_env(tmp_path):
     torch.set_num_threads(1)
     try:
         inner = gym.make(DEFAULT_ENV_ID, checkpoint=str(dit), autoencoder=str(ae), device="cpu",
-                         sampling_steps=1, ground_truth=True)  # fmt: skip
+                         sampling_steps=1, ground_truth=True, **frames)  # fmt: skip
         env = RecallWrapper(inner, max_distance=0.1, max_yaw=5, min_gap=30)  # LPIPS (the default)
         env.reset(seed=0)
         for _ in range(36):  # 36 turns of 10 degrees: back to the start pose, facing the same way
@@ -98,7 +100,9 @@ def test_wrapper_on_the_world_model_env(tmp_path):
         recall = info["recall"]
         assert recall["revisit"] and recall["matched_step"] == 0 and recall["yaw_difference"] == 0
         assert recall["truth_to_earlier"] == pytest.approx(0, abs=1e-6)  # same place, same true view
-        assert recall["to_truth"] > 0 and recall["metric"].startswith(("LPIPS", "ST-LPIPS"))
+        assert recall["metric"].startswith(("LPIPS", "ST-LPIPS"))
+        # The model's frame is not the truth; the copied view may show the remembered start as it was.
+        assert recall["to_truth"] > 0 if frames else recall["to_truth"] >= 0
         inner.close()
     finally:
         torch.set_num_threads(threads)
