@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from millivid_env.loopcraft.task import LandmarkTask
-from millivid_env.registration import ENV_CHECKPOINT
+from millivid_env.registration import ENV_CHECKPOINT, LANDMARK_ENV_ID
 
 __all__ = ["add_arguments", "run"]
 
@@ -111,7 +111,7 @@ license: mit
 Predicts, from the coarse latents (levels {args.levels}) of one frame of the autoencoder
 `{args.autoencoder}`, whether the player is within {args.radius} blocks of a landmark (success:
 reward {metrics["task"]["success_reward"]}, episode ends) and how far the nearest landmark is.
-Used by `gym.make("MilliVid-Loopcraft-Landmark-v3", reward_head=...)`.
+Used by `gym.make("{LANDMARK_ENV_ID}", reward_head=...)`.
 
 ## Training
 
@@ -156,7 +156,7 @@ def _judge_in_imagination(head: Any, args: argparse.Namespace) -> dict[str, Any]
     import tempfile
 
     from agents.imagined_judgement import judge_in_imagination
-    from millivid_env.registration import LANDMARK_ENV_ID, sampler_options
+    from millivid_env.registration import sampler_options
 
     # The sampler of the registered imagined task env, so the judgement matches what agents meet.
     sampler = sampler_options(LANDMARK_ENV_ID)

@@ -3,11 +3,11 @@
 SB3 does not take Gymnasium vector envs: its ``VecEnv`` returns ``(obs, rewards, dones, infos)`` with
 ``infos`` a list of dicts, resets finished sub-envs in the same step and puts the last observation
 in ``infos[i]["terminal_observation"]`` (``docs/guide/vec_envs.md``). A Gymnasium vector env with
-``AutoresetMode.SAME_STEP`` (such as ``MilliVid-Loopcraft-v3`` made with ``gym.make_vec``) already
+``AutoresetMode.SAME_STEP`` (such as ``MilliVid-Loopcraft-v4`` made with ``gym.make_vec``) already
 resets in the same step, so this adapter only renames: ``final_obs`` -> ``terminal_observation``,
 ``final_info`` -> the step's info, the new episode's info -> ``reset_infos[i]``.
 
-    envs = gym.make_vec("MilliVid-Loopcraft-v3", num_envs=8, vectorization_mode="vector_entry_point")
+    envs = gym.make_vec("MilliVid-Loopcraft-v4", num_envs=8, vectorization_mode="vector_entry_point")
     model = PPO("CnnPolicy", SB3VecEnv(envs))
 
 Sub-envs are not separate objects here: ``get_attr`` / ``set_attr`` / ``env_method`` reach the batched

@@ -1,7 +1,7 @@
 r"""`millivid train-agent`: PPO (stable-baselines3, ``CnnPolicy``) on a real or an imagined env.
 
     millivid train-agent --env Loopcraft-Landmark-v0 --steps 100000 --num-envs 4 --out runs/ppo-real
-    millivid train-agent --env MilliVid-Loopcraft-Landmark-v3 --steps 100000 --num-envs 8 \\
+    millivid train-agent --env MilliVid-Loopcraft-Landmark-v4 --steps 100000 --num-envs 8 \\
         --out runs/ppo-imagined --env-kwarg reward_head=runs/landmark-head
 
 Ids with a Gymnasium ``vector_entry_point`` (the world-model ids) are trained through their batched
@@ -32,6 +32,7 @@ import gymnasium as gym
 
 import millivid_env  # noqa: F401  (registers the ids)
 from agents.deps import has_tensorboard, require_sb3
+from millivid_env.registration import LANDMARK_ENV_ID
 
 __all__ = ["add_arguments", "latest_checkpoint", "make_training_env", "parse_env_kwargs", "run"]
 
@@ -106,7 +107,7 @@ def latest_checkpoint(out: Path) -> Path | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``millivid train-agent``."""
     parser.add_argument(
-        "--env", required=True, help="env id, e.g. Loopcraft-Landmark-v0 or MilliVid-Loopcraft-Landmark-v3"
+        "--env", required=True, help=f"env id, e.g. Loopcraft-Landmark-v0 or {LANDMARK_ENV_ID}"
     )
     parser.add_argument("--steps", type=int, required=True, help="total env steps (all sub-envs together)")
     parser.add_argument("--num-envs", type=int, default=4, help="parallel episodes (default 4)")

@@ -1,7 +1,7 @@
 """Recall wrappers: measure, live, whether a world-model env remembers a place when the agent returns.
 
 :class:`RecallWrapper` wraps an env that carries a ground-truth shadow in ``info`` (the world-model env
-``MilliVid-Loopcraft-v3`` made with ``ground_truth=True``: ``info["ground_truth"] = {"frame": uint8
+``MilliVid-Loopcraft-v4`` made with ``ground_truth=True``: ``info["ground_truth"] = {"frame": uint8
 (R, R, 3), "pose": float32 (5,)}``). At every step it looks for an earlier step of the episode, at
 least ``min_gap`` steps back, whose true pose is within ``max_distance`` blocks and ``max_yaw``
 degrees of the current one (:mod:`evaluation.revisits`). On such a *revisit* it records
@@ -20,7 +20,7 @@ current step's result and the running statistics; when the episode ends (``termi
 
 Example::
 
-    env = RecallWrapper(gym.make("MilliVid-Loopcraft-v3", ground_truth=True), min_gap=32)
+    env = RecallWrapper(gym.make("MilliVid-Loopcraft-v4", ground_truth=True), min_gap=32)
     obs, info = env.reset(seed=0)
     ...  # step; info["recall"]["revisit"] tells when a revisit was scored
 """
@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from evaluation.revisits import RevisitTolerance, match_pose
+from millivid_env.registration import DEFAULT_ENV_ID
 
 FrameDistance = Callable[[np.ndarray, np.ndarray], torch.Tensor | np.ndarray | float]
 _KEYS = ("to_truth", "to_earlier", "truth_to_earlier")
@@ -99,7 +100,7 @@ class RecallWrapper(gym.Wrapper):
 
     Args:
         env: an env whose ``info`` has ``ground_truth.frame`` and ``ground_truth.pose`` after every reset
-            and step (e.g. ``gym.make("MilliVid-Loopcraft-v3", ground_truth=True)``).
+            and step (e.g. ``gym.make("MilliVid-Loopcraft-v4", ground_truth=True)``).
         max_distance: revisit radius in blocks.
         max_yaw: revisit heading tolerance in degrees.
         min_gap: the earlier step must be at least this many steps back.
@@ -213,6 +214,6 @@ class RecallWrapper(gym.Wrapper):
             raise ValueError(
                 "RecallWrapper needs the ground-truth shadow in info['ground_truth'] (frame and pose); "
                 "create the env with ground_truth=True, e.g. "
-                "gym.make('MilliVid-Loopcraft-v3', ground_truth=True)"
+                f"gym.make('{DEFAULT_ENV_ID}', ground_truth=True)"
             )
         return np.asarray(shadow["frame"]), np.asarray(shadow["pose"], dtype=np.float64)

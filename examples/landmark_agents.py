@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 
 from millivid_env import cli
-from millivid_env.registration import ENV_CHECKPOINT
+from millivid_env.registration import ENV_CHECKPOINT, LANDMARK_ENV_ID
 
 
 def millivid(*argv: object) -> None:
@@ -95,9 +95,7 @@ def main() -> None:
         "shaping": args.shaping,
     }
     kwargs = [x for key, value in imagination.items() for x in ("--env-kwarg", f"{key}={value}")]
-    millivid(
-        "train-agent", "--env", "MilliVid-Loopcraft-Landmark-v3", "--out", out / "ppo-imagined", *ppo, *kwargs
-    )
+    millivid("train-agent", "--env", LANDMARK_ENV_ID, "--out", out / "ppo-imagined", *ppo, *kwargs)
 
     rows = [
         ("random", "-", 0, evaluate("random", out, args)),

@@ -15,6 +15,7 @@ import torch
 
 from millivid_env.loopcraft.task import LandmarkTask
 from millivid_env.memory import HierarchicalMemory
+from millivid_env.registration import LANDMARK_ENV_ID
 from models.checkpoints import CheckpointError, require_kind
 from models.reward_head import RewardHead, load_reward_head
 from models.world_model import ARGUMENTS, WorldModel
@@ -108,7 +109,7 @@ def latent_reward_or_none(
         if shaping is not None:
             raise ValueError(
                 "shaping needs a task: pass reward_head=... (e.g. 'loopcraft-64-landmark') or make "
-                "'MilliVid-Loopcraft-Landmark-v3'"
+                f"'{LANDMARK_ENV_ID}'"
             )
         return None
     return LatentReward(reward_head, world_model, threshold, shaping)

@@ -1,4 +1,4 @@
-"""`MilliVid-Loopcraft-v3`: the learned simulator of Loopcraft as a Gymnasium environment."""
+"""`MilliVid-Loopcraft-v4`: the learned simulator of Loopcraft as a Gymnasium environment."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from models.world_model import WorldModel
 
 __all__ = ["DEFAULT_AUTOENCODER", "DEFAULT_CHECKPOINT", "EnvSnapshot", "MilliVidEnv"]
 
-#: Defaults: those of the default id (`MilliVid-Loopcraft-v3`); ``-Fast-`` uses fewer sampler steps.
+#: Defaults: those of the default id (`MilliVid-Loopcraft-v4`, but without its warp: ``warp=None``);
+#: ``-Fast-`` uses fewer sampler steps.
 DEFAULT_AUTOENCODER = str(MILLIVID_VARIANTS[DEFAULT_ENV_ID]["autoencoder"])
 DEFAULT_CHECKPOINT = str(MILLIVID_VARIANTS[DEFAULT_ENV_ID]["checkpoint"])
 DEFAULT_SAMPLING_STEPS = int(MILLIVID_VARIANTS[DEFAULT_ENV_ID]["sampling_steps"])  # type: ignore[call-overload]
@@ -109,7 +110,7 @@ class MilliVidEnv(gym.Env):
 
     ## Rewards
 
-    0.0 without a task. With `reward_head` (e.g. `MilliVid-Loopcraft-Landmark-v3`), a small head on the
+    0.0 without a task. With `reward_head` (e.g. `MilliVid-Loopcraft-Landmark-v4`), a small head on the
     generated frame's coarse latents (`models.reward_head`) judges each step: the task's success reward
     (1.0) when it predicts success (probability > `success_threshold`), plus optional shaping on its
     predicted distance when the head's task has `shaping > 0`.
@@ -435,7 +436,7 @@ class MilliVidEnv(gym.Env):
     def render(self) -> np.ndarray | None:
         """The current frame for ``"rgb_array"``; draws the pygame window for ``"human"``."""
         if self.render_mode is None:
-            env_id = self.spec.id if self.spec is not None else "MilliVid-Loopcraft-v3"
+            env_id = self.spec.id if self.spec is not None else DEFAULT_ENV_ID
             gym.logger.warn(
                 "You are calling render method without specifying any render mode. You can specify the "
                 f'render_mode at initialization, e.g. gym.make("{env_id}", render_mode="rgb_array")'

@@ -1,4 +1,4 @@
-"""`MilliVid-Loopcraft-v3` as a Gymnasium vector env: all sub-envs stepped in one batched model call.
+"""`MilliVid-Loopcraft-v4` as a Gymnasium vector env: all sub-envs stepped in one batched model call.
 
 Made by ``gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point")`` (the default mode
 for the ids of this package). One copy of the weights serves every sub-env and every sampler

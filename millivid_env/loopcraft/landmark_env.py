@@ -21,7 +21,7 @@ class LoopcraftLandmarkEnv(gym.Env):
 
     The world of `Loopcraft-v0`, with a goal: walk until your feet are within `radius` blocks of the
     footprint of one of the world's 3-5 landmarks (tall towers, obelisks, arches, ... of unusual blocks).
-    Episodes start where the world-model env `MilliVid-Loopcraft-Landmark-v3` starts for the same
+    Episodes start where the world-model env `MilliVid-Loopcraft-Landmark-v4` starts for the same
     seed: at the end of a `walk_frames`-action Loopcraft random walk from the world's spawn, redrawn
     until it ends at least `min_start_distance` blocks from every landmark. A typical start is 5-15
     blocks from the nearest landmark (25-70 forward steps when walking straight at it).
