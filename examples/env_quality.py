@@ -94,6 +94,7 @@ def main() -> None:
             "warp",
         ):
             setattr(args, key, variant.get(key))
+        args.decode_level = int(variant.get("decode_level", 0))
     env = None
     if not args.no_model:
         env = MilliVidEnv(
