@@ -36,6 +36,7 @@ def test_registered_with_vector_entry_point(env_id):
     expected = FAST_CHECKPOINT if env_id == FAST_ENV_ID else ENV_CHECKPOINT
     assert spec.kwargs["checkpoint"] == expected and spec.kwargs["sampler_endpoint"] is False
     assert spec.kwargs["context_noise"] == 0.25 and spec.kwargs["warp"] == WARP_CHECKPOINT
+    assert spec.kwargs["decode_level"] == 2  # the model's fill: its level-2 frame
     assert gym.spec(FAST_ENV_ID).kwargs["sampling_steps"] < gym.spec(IDS[0]).kwargs["sampling_steps"]
 
 

@@ -13,8 +13,8 @@ from millivid_env.loopcraft.renderer import render
 from millivid_env.loopcraft.world import generate_world
 
 ACTIONS = [0, 0, 1, 0, 2, 2, 0, 1]
-#: Both ways frames are made: every frame the diffusion model's (``warp=None``, as v3) and the id's
-#: copied view (the default, the model filling only what nothing seen explains).
+#: Both ways frames are made: every frame the diffusion model's (``warp=None``) and the id's copied
+#: view (the default: the model fills only what nothing seen explains).
 FRAMES = pytest.mark.parametrize("frames", [{"warp": None}, {}], ids=["model-frames", "copied-view"])
 
 
@@ -241,7 +241,7 @@ def test_time_limit_and_record_episode_statistics(make_env):
 def test_decode_level_changes_only_the_shown_frame(make_env):
     actions = [0, 1, 2]
     # warp=None: the decoded frame is the shown one (with the id's warp these steps show none of it).
-    fine, coarse = make_env(warp=None), make_env(decode_level=2, warp=None)
+    fine, coarse = make_env(decode_level=0, warp=None), make_env(decode_level=2, warp=None)
     fine_frames, coarse_frames = rollout(fine, actions, seed=3), rollout(coarse, actions, seed=3)
     assert np.array_equal(fine_frames[0], coarse_frames[0])  # reset shows the real context frame
     assert not np.array_equal(fine_frames[1:], coarse_frames[1:])
