@@ -156,10 +156,13 @@ def _judge_in_imagination(head: Any, args: argparse.Namespace) -> dict[str, Any]
     import tempfile
 
     from agents.imagined_judgement import judge_in_imagination
-    from millivid_env.registration import sampler_options
+    from millivid_env.registration import MILLIVID_TASK_VARIANTS, sampler_options
 
-    # The sampler of the registered imagined task env, so the judgement matches what agents meet.
+    # The sampler, warp and decoded level of the registered imagined task env, so the judgement
+    # matches what agents meet.
     sampler = sampler_options(LANDMARK_ENV_ID)
+    variant = MILLIVID_TASK_VARIANTS[LANDMARK_ENV_ID]
+    sampler |= {key: variant[key] for key in ("warp", "decode_level") if key in variant}
     with tempfile.TemporaryDirectory() as tmp:
         head.save_pretrained(tmp)
         env_kwargs = {
