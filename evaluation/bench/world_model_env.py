@@ -70,11 +70,14 @@ def matmul_peak_gflops(seconds: float = 1.0) -> float:
     return count * 2 * 1024**3 / (time.process_time() - start) / 1e9
 
 
-def _step_flops(step: Callable[[], object]) -> int:
+def _step_flops(step: Callable[[], object], calls: int = 1) -> int:
+    """FLOPs counted over ``calls`` calls of ``step`` after one uncounted call (as :func:`_timed` runs)."""
     from models.diffusion.perf import flop_counter
 
+    step()
     with flop_counter() as counter:
-        step()
+        for _ in range(calls):
+            step()
     return int(counter.get_total_flops())
 
 
@@ -90,7 +93,12 @@ def _reset_variant(env_id: str, kwargs: dict[str, str], bundled: bool) -> tuple[
     options = sampler_options(env_id)
     if bundled:  # e.g. -Fast- runs another checkpoint than the default id
         variant = MILLIVID_VARIANTS[env_id]
-        kwargs = {**kwargs, "checkpoint": str(variant["checkpoint"]), "warp": variant.get("warp")}
+        kwargs = {
+            **kwargs,
+            "checkpoint": str(variant["checkpoint"]),
+            "warp": variant.get("warp"),
+            "decode_level": int(variant.get("decode_level", 0)),
+        }
     env = MilliVidEnv(**kwargs, **options)
     env.reset(seed=0)
     return env, int(options["sampling_steps"])
@@ -125,7 +133,7 @@ def _cost_split(simulator: object, out: Results, name: str, note: str) -> None:
         out[f"{name}_frames_drawn_by_model"] = result(filled, "fraction", note=note)
 
 
-def bench_env_step(single_steps: int = 32, batched_steps: int = 4) -> Results:
+def bench_env_step(single_steps: int = 32, batched_steps: int = 12) -> Results:
     """Env ``step`` frames/s: single env (default and ``-Fast``) and batched N = 8, 32, with cost split.
 
     The steps follow one fixed walk (:class:`_Walk`): with a warp the model runs only on steps whose
@@ -151,9 +159,14 @@ def bench_env_step(single_steps: int = 32, batched_steps: int = 4) -> Results:
             out[name] = result(single_steps / wall, "frames/s", note=note)
             out[f"{name}_per_cpu_s"] = result(single_steps / cpu, "frames/CPU-s", note=note)
             _cost_split(env.simulator, out, name, note)
-            flops = _step_flops(lambda env=env, walk=walk: env.step(walk.next()))
-            out[f"{name}_gflop_per_frame"] = result(flops / 1e9, "GFLOP/frame", note="DiT + decoder, counted")
-            out[f"{name}_flop_util"] = result(flops * single_steps / cpu / 1e9 / peak, "fraction", note=note)
+            # The same steps again (same seed, same walk), counted: with a warp the model runs on some.
+            env.reset(seed=0)
+            walk = _Walk()
+            flops = _step_flops(lambda env=env, walk=walk: env.step(walk.next()), single_steps)
+            out[f"{name}_gflop_per_frame"] = result(
+                flops / single_steps / 1e9, "GFLOP/frame", note="DiT + decoder + encoder, counted, mean"
+            )
+            out[f"{name}_flop_util"] = result(flops / cpu / 1e9 / peak, "fraction", note=note)
         cores = os.cpu_count() or 1
         with torch_threads(cores):
             for name, env_id, target in (
@@ -167,9 +180,11 @@ def bench_env_step(single_steps: int = 32, batched_steps: int = 4) -> Results:
                 out[name] = result(single_steps / wall, "frames/s", at_least=target, note=note)
         from millivid_env.registration import MILLIVID_VARIANTS
 
-        warp = MILLIVID_VARIANTS[DEFAULT_ENV_ID].get("warp") if weights == BUNDLED else None
+        variant = MILLIVID_VARIANTS[DEFAULT_ENV_ID]
+        copying = {"warp": variant.get("warp"), "decode_level": int(variant.get("decode_level", 0))}
+        copying = copying if weights == BUNDLED else {}
         for n in BATCHES:
-            envs = MilliVidVectorEnv(num_envs=n, **kwargs, warp=warp, **sampler_options(DEFAULT_ENV_ID))
+            envs = MilliVidVectorEnv(num_envs=n, **kwargs, **copying, **sampler_options(DEFAULT_ENV_ID))
             envs.reset(seed=0)
             walks = [_Walk(seed) for seed in range(n)]
 
@@ -182,9 +197,11 @@ def bench_env_step(single_steps: int = 32, batched_steps: int = 4) -> Results:
             out[f"batched_{n}"] = result(n * batched_steps / wall, "frames/s", note=note)
             out[f"batched_{n}_per_cpu_s"] = result(n * batched_steps / cpu, "frames/CPU-s", note=note)
             _cost_split(envs.simulator, out, f"batched_{n}", note)
-            flops = _step_flops(batched)
+            envs.reset(seed=0)
+            walks[:] = [_Walk(seed) for seed in range(n)]
+            flops = _step_flops(batched, batched_steps)
             out[f"batched_{n}_flop_util"] = result(
-                flops * batched_steps / cpu / 1e9 / peak, "fraction", at_least=0.5, note=note
+                flops / cpu / 1e9 / peak, "fraction", at_least=0.5, note=note
             )
     return out
 

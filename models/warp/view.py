@@ -42,6 +42,8 @@ class ViewSettings:
         capacity: frames the view memory keeps (oldest dropped).
         decay: confidence a pixel keeps each time the previous frame is moved.
         fill_confidence: confidence of the diffusion model's pixels.
+        fill_fraction: the model runs only when at least this fraction of the pixels would take its
+            fill (0: whenever one pixel would); below it they keep their previous value.
         lookup_weight: confidence scale of the nearest stored frame shown without a warp.
         distance_scale: confidence of a remembered view is ``exp(-distance_scale * blocks off)``.
         max_turns: remembered frames at most this many turns away are rotated into view.
@@ -53,6 +55,7 @@ class ViewSettings:
     capacity: int = 512
     decay: float = 0.8
     fill_confidence: float = 0.02
+    fill_fraction: float = 0.05
     lookup_weight: float = 0.5
     distance_scale: float = 0.25
     max_turns: int = 3
@@ -63,7 +66,7 @@ class ViewSettings:
     def __post_init__(self) -> None:
         if self.capacity < 1 or self.max_turns < 0 or self.max_walk < 0:
             raise ValueError("capacity must be >= 1 and max_turns, max_walk >= 0")
-        for name in ("decay", "fill_confidence", "lookup_weight"):
+        for name in ("decay", "fill_confidence", "fill_fraction", "lookup_weight"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)!r}")
 
@@ -196,7 +199,10 @@ class CopyingView:
 
     def needs_fill(self, proposal: Proposal) -> bool:
         """Whether some pixel would take the model's fill (else the model need not run)."""
-        return bool((proposal.best_confidence <= self.settings.fill_confidence).any())
+        needs = proposal.best_confidence <= self.settings.fill_confidence
+        if self.settings.fill_fraction <= 0:
+            return bool(needs.any())
+        return float(needs.float().mean()) >= self.settings.fill_fraction
 
     def commit(self, proposal: Proposal, fill: torch.Tensor | None) -> torch.Tensor:
         """Choose each pixel's source, show and remember the result.
