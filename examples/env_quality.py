@@ -8,7 +8,8 @@ rollouts of the paper's protocol; this measures what an env user sees, for any c
 The same scores are given for two baselines that need no model: the last true context frame held
 (``held_frame``; an env that does not beat it has not learnt how the view moves) and, for every step,
 the context frame whose pose is nearest to the true pose (``oracle_lookup``; a perfect look-up of what
-the env was shown, distance = blocks moved + degrees turned / 30). ``--one-step`` also scores single
+the env was shown, distance = blocks moved + degrees turned / 30: ``evaluation.baselines``, as
+`millivid evaluate` uses). ``--one-step`` also scores single
 steps from true context (reset with the true frames up to ``t``, step action ``t``), split into forward
 and turn steps, next to the true previous frame held. With a ``--warp`` the copied view alone
 (``view_only``: the env's copying with no diffusion model, :class:`models.warp.view.CopyingView`) is
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 
 import millivid_env  # noqa: F401  (sets MKL_CBWR before torch computes)
+from evaluation.baselines import held_frames, oracle_lookup_frames
 from evaluation.metrics import StLpipsAlex, psnr
 from millivid_env.registration import MILLIVID_VARIANTS
 from millivid_env.world_model_env import (
@@ -127,10 +129,8 @@ def main() -> None:
         context, actions = video.frames[: args.context], video.actions[: args.context]
         future, truth = video.actions[args.context : end], video.frames[args.context : end]
         shown = {
-            "held_frame": np.repeat(context[-1:], len(truth), axis=0),
-            "oracle_lookup": video.frames[
-                nearest_pose_frames(video.poses[: args.context], video.poses[args.context : end])
-            ],
+            "held_frame": held_frames(video.frames[:end], args.context),
+            "oracle_lookup": oracle_lookup_frames(video.frames[:end], video.poses[:end], args.context)[0],
         }
         if warp is not None:
             shown["view_only"] = view_only_frames(warp, settings, context, actions, future)
@@ -151,12 +151,13 @@ def main() -> None:
         document |= {
             "summary": bucket_summary(scores["model"]),
             "per_frame": scores["model"],
-            "one_step": {
-                kind: {name: mean_se(values) for name, values in rows.items()} | {"count": len(rows["model"])}
-                for kind, rows in one_step.items()
-            },
             "frames_filled_by_the_model": env.simulator.frames_filled / max(env.simulator.frames_stepped, 1),
         }
+        if args.one_step:
+            document["one_step"] = {
+                kind: {name: mean_se(values) for name, values in rows.items()} | {"count": len(rows["model"])}
+                for kind, rows in one_step.items()
+            }
     for name in systems:
         if name != "model":
             document[name] = {"summary": bucket_summary(scores[name]), "per_frame": scores[name]}
@@ -217,23 +218,6 @@ def view_only_frames(
     copying.reset(frames, actions)
     out = [copying.commit(copying.propose(int(a)), None) for a in future]
     return (torch.stack(out).permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
-
-
-def nearest_pose_frames(
-    context_poses: np.ndarray, poses: np.ndarray, degrees_per_block: float = 30.0
-) -> np.ndarray:
-    """Index of the context pose nearest to each pose: blocks apart (x, z) + degrees of yaw apart / 30.
-
-    Args:
-        context_poses: float ``(T, 5)`` (x, y, z, yaw, pitch) of the context frames.
-        poses: float ``(N, 5)``.
-
-    Returns:
-        int ``(N,)`` indices into the context.
-    """
-    offset = np.linalg.norm(poses[:, None, [0, 2]] - context_poses[None, :, [0, 2]], axis=-1)  # (N, T)
-    yaw = np.abs((poses[:, None, 3] - context_poses[None, :, 3] + 180.0) % 360.0 - 180.0)
-    return np.argmin(offset + yaw / degrees_per_block, axis=1)
 
 
 def loops_below(model: list[list[float]], baseline: list[list[float]]) -> list[int]:

@@ -141,6 +141,9 @@ class CopyingView:
         self.memory: deque[tuple[torch.Tensor, torch.Tensor, np.ndarray]] = deque(
             maxlen=self.settings.capacity
         )
+        # The warp is fixed once loaded: its homographies and motion are read once, not every step.
+        self._homographies = warp.homographies().detach()  # (A, 3, 3)
+        self._motion = warp.motion.detach().cpu().double().numpy()  # (A, 2)
 
     # ------------------------------------------------------------------ state
     def reset(self, frames: np.ndarray, actions: np.ndarray) -> None:
@@ -179,19 +182,16 @@ class CopyingView:
         if self.frame is None or self.confidence is None:
             raise RuntimeError("reset() the view before stepping it")
         s = self.settings
-        homographies = self.warp.homographies().detach()
-        pose = _moved(self.pose, self.warp.motion.detach().cpu().double().numpy()[action])
+        pose = _moved(self.pose, self._motion[action])
         # The previous frame unmoved, at confidence 0: shown only where no source sees a pixel and the
         # model is not run (argmax takes the first of equal confidences).
         images, confidences = [self.frame], [torch.zeros_like(self.confidence)]
-        both = torch.stack([self.frame, self.confidence.expand(3, -1, -1)])  # (2, 3, R, R)
-        moved, valid = apply_homographies(
-            both, homographies[action].expand(2, 3, 3), self.warp.config.interpolation
-        )
-        images.append(moved[0])
-        confidences.append(moved[1, :1] * valid[1] * s.decay)
+        moved, moved_confidence = self._warp(self.frame, self.confidence, self._homographies[action])
+        images.append(moved)
+        confidences.append(moved_confidence * s.decay)
         if s.remember:
-            for source in (self._remembered(pose, homographies), self._lookup(pose)):
+            offsets = self._offsets(pose)
+            for source in (self._remembered(offsets), self._lookup(offsets)):
                 if source is not None:
                     images.append(source[0])
                     confidences.append(source[1])
@@ -234,28 +234,35 @@ class CopyingView:
         return frame
 
     # ------------------------------------------------------------------ memory look-ups
-    def _offsets(self, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per stored frame: blocks along and across the new view, degrees of yaw to turn, confidence."""
+    def _warp(
+        self, image: torch.Tensor, confidence: torch.Tensor, homography: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A frame and its confidence resampled together: ``(3, R, R)`` and ``(1, R, R)`` (0 outside)."""
+        both = torch.cat([image, confidence])[None]  # (1, 4, R, R)
+        warped, valid = apply_homographies(both, homography[None], self.warp.config.interpolation)
+        return warped[0, :3], warped[0, 3:] * valid[0]
+
+    def _offsets(self, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per stored frame: blocks along and across the new view and degrees of yaw to turn, ``(N,)``."""
         poses = np.stack([entry[2] for entry in self.memory])  # (N, 3)
         yaw = np.deg2rad(pose[2])
         delta = pose[None, :2] - poses[:, :2]
         along = delta @ np.array([-np.sin(yaw), np.cos(yaw)])
         across = delta @ np.array([np.cos(yaw), np.sin(yaw)])
         turn = (pose[2] - poses[:, 2] + 180.0) % 360.0 - 180.0
-        return along, across, turn, poses
+        return along, across, turn
 
     def _remembered(
-        self, pose: np.ndarray, homographies: torch.Tensor
+        self, offsets: tuple[np.ndarray, np.ndarray, np.ndarray]
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The stored frame nearest once turned and walked into the new pose, and its confidence."""
-        s = self.settings
-        motion = self.warp.motion.detach().cpu().double().numpy()
+        s, motion, homographies = self.settings, self._motion, self._homographies
         forward = int(np.argmax(motion[:, 0]))
         step = motion[forward, 0]
         turn_step = np.abs(motion[:, 1]).max()
         if step <= 0 or turn_step <= 0:
             return None
-        along, across, turn, _ = self._offsets(pose)
+        along, across, turn = offsets
         turns = np.round(turn / turn_step).astype(int)
         walks = np.clip(np.round(along / step), 0, s.max_walk).astype(int)
         off = np.sqrt(across**2 + (along - walks * step) ** 2)
@@ -272,15 +279,16 @@ class CopyingView:
         for _ in range(int(walks[j])):
             h = h @ homographies[forward]
         image, confidence, _ = self.memory[j]
-        both = torch.stack([image, confidence.expand(3, -1, -1)])
-        warped, valid = apply_homographies(both, h.expand(2, 3, 3), self.warp.config.interpolation)
-        return warped[0], warped[1, :1] * valid[1] * float(np.exp(-s.distance_scale * cost[j]))
+        warped, warped_confidence = self._warp(image, confidence, h)
+        return warped, warped_confidence * float(np.exp(-s.distance_scale * cost[j]))
 
-    def _lookup(self, pose: np.ndarray) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def _lookup(
+        self, offsets: tuple[np.ndarray, np.ndarray, np.ndarray]
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The stored frame nearest to the pose (blocks + degrees / 30), as it is, and its confidence."""
         if self.settings.lookup_weight <= 0:
             return None
-        along, across, turn, _ = self._offsets(pose)
+        along, across, turn = offsets
         distance = np.hypot(along, across) + np.abs(turn) / 30.0
         j = _newest_argmin(distance)
         image, confidence, _ = self.memory[j]
