@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-__all__ = ["COMMAND_KEYS", "KEYMAP_TEXT", "MOVE_KEYS", "KeyInput", "choose_held_action"]
+__all__ = ["COMMAND_KEYS", "KEYMAP_TEXT", "MOVE_KEYS", "KeyInput", "choose_held_action", "parse_held_keys"]
 
 #: pygame key constant suffix (``pygame.K_<name>``) -> Loopcraft action (0 forward, 1 left, 2 right).
 MOVE_KEYS = {"w": 0, "UP": 0, "a": 1, "LEFT": 1, "d": 2, "RIGHT": 2}
@@ -48,12 +48,26 @@ def choose_held_action(held: set[int], turn: int) -> int | None:
     return candidates[turn % len(candidates)] if candidates else None
 
 
+def parse_held_keys(text: str) -> frozenset[int]:
+    """Movement actions named by ``text``: letters of W/A/D (any case), e.g. ``"w"`` or ``"wa"``."""
+    letters = {"w": 0, "a": 1, "d": 2}
+    unknown = sorted({c for c in text.lower() if c not in letters})
+    if unknown or not text:
+        raise ValueError(f"held keys must be letters of W, A, D, got {text!r}")
+    return frozenset(letters[c] for c in text.lower())
+
+
 class KeyInput:
     """Key codes -> actions and commands, with a queue of presses that have not been stepped yet."""
 
-    def __init__(self, pygame: Any) -> None:
-        """Resolve the keymap to the key codes of ``pygame`` (the module, passed in so it stays optional)."""
+    def __init__(self, pygame: Any, always_held: set[int] | frozenset[int] = frozenset()) -> None:
+        """Resolve the keymap to the key codes of ``pygame`` (the module, passed in so it stays optional).
+
+        ``always_held``: movement actions that count as held whatever the keyboard says (scripted play,
+        ``millivid play --hold``).
+        """
         self._pygame = pygame
+        self.always_held = frozenset(int(action) for action in always_held)
         self._moves = {getattr(pygame, f"K_{name}"): action for name, action in MOVE_KEYS.items()}
         self._commands = {getattr(pygame, f"K_{name}"): command for name, command in COMMAND_KEYS.items()}
         self._pending: deque[int] = deque(maxlen=MAX_PENDING)
@@ -71,7 +85,7 @@ class KeyInput:
     def held(self) -> set[int]:
         """Actions whose keys are held now (polled from ``pygame.key.get_pressed``)."""
         pressed = self._pygame.key.get_pressed()
-        return {action for code, action in self._moves.items() if pressed[code]}
+        return {action for code, action in self._moves.items() if pressed[code]} | self.always_held
 
     def queue(self, action: int) -> None:
         """Ask for one step with ``action`` at the next tick."""

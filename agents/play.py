@@ -17,13 +17,14 @@ import argparse
 import os
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from agents.hud import Hud, PlayStats, RateMeter
-from agents.keys import KEYMAP_TEXT, KeyInput, choose_held_action
+from agents.keys import KEYMAP_TEXT, KeyInput, choose_held_action, parse_held_keys
 from agents.play_env import GROUND_TRUTH_ID, check_spaces, is_ground_truth_env, make_env, make_recorder
 from agents.recording import EpisodeRecorder
 
@@ -69,6 +70,9 @@ class ManualControl:
         size: int = 512,
         show_ground_truth: bool = False,
         recorder: EpisodeRecorder | None = None,
+        hold: frozenset[int] | set[int] = frozenset(),
+        frames: int | None = None,
+        screenshot: str | Path | None = None,
     ) -> None:
         """Open the window (``pygame.display.init`` and ``pygame.font.init`` only, no audio).
 
@@ -81,10 +85,15 @@ class ManualControl:
             size: edge of the game view in pixels.
             show_ground_truth: show ``info["ground_truth"]["frame"]`` beside the game view.
             recorder: writes every episode in the dataset format.
+            hold: movement actions held for the whole run (scripted play, e.g. ``{0}``: W held).
+            frames: quit after this many steps in all (None: run until quit).
+            screenshot: save the window (as last drawn) to this image file when the loop ends.
         """
         require_pygame()
         if fps <= 0 or size < 16:
             raise ValueError(f"fps must be > 0 and size >= 16, got fps={fps} size={size}")
+        if frames is not None and frames < 1:
+            raise ValueError(f"frames must be >= 1, got {frames}")
         self.env = env
         self.resolution = check_spaces(env)
         self.env_id = env_id or (env.spec.id if env.spec else type(env.unwrapped).__name__)
@@ -95,6 +104,12 @@ class ManualControl:
         self.paused = False
         self.steps = 0
         self.episode = -1
+        #: steps over all episodes, and the times of the first and latest of them (`summary`).
+        self.total_steps = 0
+        self._first_step_at: float | None = None
+        self._last_step_at: float | None = None
+        self.frames = frames
+        self.screenshot = None if screenshot is None else Path(screenshot)
         self.obs: np.ndarray | None = None
         self.info: dict[str, Any] = {}
         self._next_seed = seed
@@ -126,7 +141,7 @@ class ManualControl:
                 "machine run it under a virtual one, e.g. `xvfb-run millivid play`"
             ) from error
         pygame.display.set_caption(f"millivid play: {self.env_id}")
-        self.keys = KeyInput(pygame)
+        self.keys = KeyInput(pygame, always_held=frozenset(hold))
 
     def start(self) -> None:
         """Reset, then loop at ``fps`` until quit; the recording is written however the loop ends."""
@@ -212,6 +227,12 @@ class ManualControl:
         self._meter.tick(now)
         self.obs, self.info = obs, info
         self.steps += 1
+        self.total_steps += 1
+        if self._first_step_at is None:
+            self._first_step_at = now
+        self._last_step_at = now
+        if self.frames is not None and self.total_steps >= self.frames:
+            self.running = False  # this tick still draws the frame; the loop ends after it
         self.keys.last_action = int(action)
         self.stats.last_reward = float(reward)
         self.stats.episode_return += float(reward)
@@ -259,6 +280,21 @@ class ManualControl:
             "make it with ground_truth=True to compare."
         )
 
+    def summary(self) -> dict[str, float | int | None]:
+        """Steps taken, their mean rate (first to latest step, drawing included) and the HUD's rate now."""
+        mean = None
+        if self._first_step_at is not None and self._last_step_at is not None and self.total_steps > 1:
+            span = self._last_step_at - self._first_step_at
+            mean = (self.total_steps - 1) / span if span > 0 else None
+        return {"steps": self.total_steps, "frames_per_s": mean, "hud_frames_per_s": self.stats.fps}
+
+    def save_screenshot(self, path: str | Path) -> Path:
+        """Save the window as last drawn to ``path`` (format from the suffix, e.g. ``.png``)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pygame.image.save(self.screen, str(path))
+        return path
+
     def close(self, reason: str = "quit") -> None:
         """Write the current episode and close the window; safe to call more than once."""
         if self._closed:
@@ -268,6 +304,8 @@ class ManualControl:
         try:
             if self.recorder is not None and self.recorder.pending_frames:
                 self._end_episode(reason)
+            if self.screenshot is not None:
+                print(f"window saved to {self.save_screenshot(self.screenshot)}", flush=True)
         finally:
             pygame.display.quit()
             pygame.font.quit()
@@ -288,11 +326,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--record", metavar="DIR", default=None, help="write every episode to DIR (dataset format)"
     )
+    scripted = parser.add_argument_group("scripted runs (measuring speed, screenshots)")
+    scripted.add_argument(
+        "--hold", metavar="KEYS", default=None, help="movement keys held throughout, e.g. w (W/A/D)"
+    )
+    scripted.add_argument("--frames", type=int, default=None, help="quit after this many steps")
+    scripted.add_argument(
+        "--screenshot", metavar="PATH", default=None, help="save the window to PATH when play ends"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run `millivid play`; returns the exit status (130 after Ctrl-C)."""
     require_pygame()
+    hold = parse_held_keys(args.hold) if getattr(args, "hold", None) else frozenset()
     env = make_env(args.env, ground_truth=args.ground_truth)
     try:
         fps = float(args.fps if args.fps is not None else env.metadata.get("render_fps") or 20)
@@ -306,6 +353,9 @@ def run(args: argparse.Namespace) -> int:
             size=args.size,
             show_ground_truth=args.ground_truth,
             recorder=recorder,
+            hold=hold,
+            frames=getattr(args, "frames", None),
+            screenshot=getattr(args, "screenshot", None),
         )
         mode = (
             "turn-based (one step per key press)"
@@ -321,9 +371,23 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print("interrupted", flush=True)
             return 130
+        finally:
+            _print_summary(control.summary())
     finally:
         env.close()
     return 0
+
+
+def _print_summary(summary: Mapping[str, Any]) -> None:
+    if not summary["steps"]:
+        return
+    rate, hud = summary["frames_per_s"], summary["hud_frames_per_s"]
+    text = f"{summary['steps']} steps"
+    if rate is not None:
+        text += f", {rate:.2f} frames/s from the first step to the last (drawing included)"
+    if hud is not None:
+        text += f"; the HUD showed {hud:.2f} frames/s at the end"
+    print(text, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

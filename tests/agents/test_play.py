@@ -18,7 +18,7 @@ pygame = pytest.importorskip("pygame")
 
 import millivid_env  # noqa: E402,F401  (registers the ids)
 from agents import play as play_module  # noqa: E402
-from agents.keys import choose_held_action  # noqa: E402
+from agents.keys import choose_held_action, parse_held_keys  # noqa: E402
 from agents.play import ManualControl  # noqa: E402
 from agents.play_env import make_env, make_recorder  # noqa: E402
 from agents.recording import episode_folders  # noqa: E402
@@ -288,6 +288,37 @@ def test_cli_play_records_until_the_window_closes(held, tmp_path, monkeypatch, c
     (folder,) = episode_folders(tmp_path)
     video = open_dataset(folder)[0]
     assert video.actions.tolist() == [0, 0, 0, 0] and video.meta["play_mode"] == "real time"
+
+
+def test_cli_hold_frames_and_screenshot_script_a_run(held, tmp_path, monkeypatch, capsys):
+    # No key is pressed: --hold w walks forward, --frames ends the run, --screenshot saves the window.
+    monkeypatch.setattr(play_module, "make_env", lambda env_id, ground_truth=False: small_env())
+    shot = tmp_path / "shots" / "play.png"
+    args = ["play", "--seed", "3", "--fps", "1000", "--size", "64", "--hold", "w", "--frames", "5"]
+    assert cli.main([*args, "--screenshot", str(shot)]) == 0
+    out = capsys.readouterr().out
+    assert "5 steps" in out and "frames/s" in out and f"window saved to {shot}" in out
+    image = pygame.image.load(str(shot))
+    control = ManualControl(small_env(), seed=3, size=64)
+    assert image.get_size() == control.hud.window_size
+    control.close()
+
+
+def test_held_and_frames_in_the_control(held):
+    control = make_control(hold={1}, frames=3)
+    control.start()  # turns left three times, then stops by itself
+    assert control.total_steps == 3 and not control.running
+    assert control.keys.last_action == 1
+    summary = control.summary()
+    assert summary["steps"] == 3 and summary["frames_per_s"] > 0
+    with pytest.raises(ValueError, match="frames"):
+        ManualControl(small_env(), frames=0)
+
+
+def test_parse_held_keys():
+    assert parse_held_keys("w") == {0} and parse_held_keys("WaD") == {0, 1, 2}
+    with pytest.raises(ValueError, match="W, A, D"):
+        parse_held_keys("x")
 
 
 def test_missing_pygame_names_the_extra(monkeypatch):
