@@ -14,6 +14,7 @@ written (see docs/evaluation.md).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -21,14 +22,16 @@ from typing import Any
 
 from evaluation.metric_setup import FRECHET_CHOICES, LPIPS_CHOICES
 from evaluation.protocol import OPEN_LOOP_STEPS, PROTOCOLS
-from evaluation.systems import SYSTEMS
+from evaluation.systems import SHORT_MEMORY, SYSTEM_CHOICES, SYSTEMS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `millivid evaluate`."""
     parser.add_argument(
-        "--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS, help="systems to compare"
-    )
+        "--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEM_CHOICES,
+        help=f"systems to compare (default: {' '.join(SYSTEMS)}); {SHORT_MEMORY} is the millivid "
+        "checkpoint with its memory cut to the level-0/level-1 window (the control of the revisits bucket)",
+    )  # fmt: skip
     parser.add_argument(
         "--checkpoint-for", action="append", default=[], metavar="SYSTEM=NAME_OR_DIR",
         help="diffusion checkpoint of a system (default: bundled <layout>-<system>); repeatable",
@@ -79,6 +82,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="classifier-free guidance scale of the sampler (default 1.0 = none, the paper; > 1 doubles "
         "the model work per step)",
     )
+    parser.add_argument(
+        "--warp",
+        default=None,
+        help="copy frames by construction for every system, as MilliVid-Loopcraft-v4 does: an action "
+        "warp (bundled loopcraft-64-warp, or a `millivid fit-warp --out` directory); default: none, the "
+        "model's frames as generated",
+    )
+    parser.add_argument(
+        "--view",
+        default=None,
+        metavar="JSON",
+        help="with --warp: view settings shared by every system, e.g. '{\"fill_fraction\": 0.05}'",
+    )
+    parser.add_argument(
+        "--fill-level",
+        type=int,
+        default=0,
+        help="with --warp: level of the generated latents shown where the model's pixels are needed "
+        "(default 0, the only level full-resolution makes)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--lpips", choices=LPIPS_CHOICES, default="auto", help="LPIPS variant (default auto)")
     parser.add_argument(
@@ -128,6 +151,14 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(
             f"--guidance-scale must be a finite number > 0 (1 = none), got {args.guidance_scale}"
         )
+    view = None
+    if args.view is not None:
+        try:
+            view = json.loads(args.view)
+        except ValueError as error:
+            raise ValueError(f"--view must be a JSON object of view settings: {error}") from error
+        if not isinstance(view, dict):
+            raise ValueError(f"--view must be a JSON object of view settings, got {args.view!r}")
     protocol = get_protocol(args.protocol, args.context, args.frames)
     systems = resolve_systems(
         args.systems,
@@ -147,7 +178,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         alexnet_weights=args.alexnet_weights, frechet=args.frechet, strips=args.strips,
         strip_tolerance=RevisitTolerance(args.revisit_distance, args.revisit_yaw, args.revisit_gap),
         allow_strategy_mismatch=args.allow_strategy_mismatch, context_noise=args.context_noise,
-        guidance_scale=args.guidance_scale,
+        guidance_scale=args.guidance_scale, warp=args.warp, view=view, fill_level=args.fill_level,
     )  # fmt: skip
     evaluation = Evaluation(protocol, systems, test_set, args.out, settings, progress=not args.no_progress)
     evaluation.run()

@@ -51,8 +51,17 @@ from evaluation.store import (
     ResultStore,
     autoencoded_key,
 )
-from evaluation.systems import SystemSpec, check_layouts, check_strategy, load_system, resolve_files
+from evaluation.systems import (
+    SystemError_,
+    SystemSpec,
+    check_layouts,
+    check_strategy,
+    file_sha256,
+    load_system,
+    resolve_files,
+)
 from evaluation.testset import TestSet
+from models.rollout.copied import imagine_copied
 from models.rollout.open_loop import imagine
 
 #: Seed stream of the random-frame bound's donor choice (independent of the sampling seed's use).
@@ -82,6 +91,10 @@ class EvaluationSettings:
         metric_cache_mb: memory for the true frames' LPIPS features of the videos in progress (reused
             by every entry; what does not fit is recomputed). Not part of the config: results do not
             depend on it.
+        warp: copy frames by construction for every system (an action-warp checkpoint: bundled name,
+            directory or Hub id; see :mod:`models.rollout.copied`); None: show the model's frames.
+        view: with a warp, :class:`models.warp.view.ViewSettings` field overrides shared by all systems.
+        fill_level: with a warp, the generated level decoded where the model's pixels are needed.
     """
 
     steps: int = OPEN_LOOP_STEPS
@@ -97,6 +110,9 @@ class EvaluationSettings:
     context_noise: float = 0.0
     guidance_scale: float = 1.0
     metric_cache_mb: int = 1024
+    warp: str | None = None
+    view: dict[str, Any] | None = None
+    fill_level: int = 0
 
 
 @dataclass
@@ -223,6 +239,7 @@ class Evaluation:
             self.settings.lpips, self.settings.alexnet_weights, self.settings.frechet, self.device
         )
         self.entries = plan_entries(systems, self.files)
+        self.warp, self.view = self._load_warp()
         self.store = ResultStore(out, self.config())
         self.seconds: dict[str, float] = {}
         #: Prepared true future frames of the videos of the current round, by test-set position.
@@ -240,9 +257,12 @@ class Evaluation:
                     "checkpoint": spec.checkpoint,
                     "autoencoder": spec.autoencoder,
                     "files": self.files[spec.name],
+                    # Only for controls, so that earlier result folders keep their fingerprint.
+                    **({"memory_window": spec.memory_window} if spec.memory_window is not None else {}),
                 }
                 for spec in self.systems
             },
+            **({"copying": self._copying_config()} if self.warp is not None else {}),
             # context_noise only when set, so that earlier result folders keep their fingerprint.
             "sampling": {
                 "steps": s.steps,
@@ -260,6 +280,61 @@ class Evaluation:
                 "max_yaw": tol.max_yaw,
                 "min_gap": tol.min_gap,
             },
+        }
+
+    def _load_warp(self) -> tuple[Any, Any]:
+        """The shared action warp and view settings (``(None, None)`` without ``settings.warp``).
+
+        Raises:
+            evaluation.systems.SystemError_: the warp cannot be loaded, or bad view settings / level.
+        """
+        s = self.settings
+        if s.warp is None:
+            if s.view is not None:
+                raise SystemError_("--view weighs the copied frames of a warp: pass --warp too")
+            return None, None
+        from models.checkpoints import CheckpointError, require_kind
+        from models.warp import load_warp
+        from models.warp.view import ViewSettings
+
+        try:
+            require_kind(s.warp, "action-warp", "--warp", {})
+            warp = load_warp(s.warp, device=self.device)
+        except (CheckpointError, ValueError, OSError) as error:
+            raise SystemError_(
+                f"--warp {s.warp!r} cannot be loaded: {error}. Pass a bundled action warp (e.g. "
+                "loopcraft-64-warp) or a `millivid fit-warp --out` directory"
+            ) from error
+        if warp.config.resolution != self.protocol.resolution:
+            raise SystemError_(
+                f"--warp {s.warp!r} was fitted on {warp.config.resolution}px frames but protocol "
+                f"{self.protocol.name!r} is {self.protocol.resolution}px; fit one (millivid fit-warp)"
+            )
+        fields = set(ViewSettings.__dataclass_fields__)
+        unknown = sorted(set(s.view or {}) - fields)
+        if unknown:
+            raise SystemError_(f"--view: unknown settings {unknown}; valid: {sorted(fields)}")
+        levels = [0] if any(spec.strategy == "full-resolution" for spec in self.systems) else range(4)
+        if s.fill_level not in levels:
+            raise SystemError_(
+                f"--fill-level {s.fill_level}: full-resolution generates level 0 only; pass --fill-level 0"
+                if s.fill_level in range(4)
+                else f"--fill-level must lie in [0, 3], got {s.fill_level}"
+            )
+        return warp, ViewSettings(**(s.view or {}))
+
+    def _copying_config(self) -> dict[str, Any]:
+        """What shapes the copied frames: the warp's weights, the view settings, the fill level."""
+        from dataclasses import asdict
+
+        from models.checkpoints import resolve_checkpoint
+
+        weights = resolve_checkpoint(self.settings.warp) / "model.safetensors"
+        return {
+            "warp": self.settings.warp,
+            "warp_sha256": file_sha256(weights),
+            "view": asdict(self.view),
+            "fill_level": self.settings.fill_level,
         }
 
     def pending(self) -> dict[str, list[int]]:
@@ -369,13 +444,33 @@ class Evaluation:
             actions = np.stack([v.actions for v in videos])
             generators = [torch.Generator().manual_seed(self.settings.seed) for _ in batch]
             start = time.perf_counter()
-            generated = imagine(
-                world, frames, actions[:, :c], actions[:, c:], spec.strategy, self.settings.steps, generators,
-                context_t=self.settings.context_noise, guidance_scale=self.settings.guidance_scale,
-            )  # fmt: skip
+            if self.warp is None:
+                generated = imagine(
+                    world, frames, actions[:, :c], actions[:, c:], spec.strategy, self.settings.steps,
+                    generators, context_t=self.settings.context_noise,
+                    guidance_scale=self.settings.guidance_scale, context_window=spec.memory_window,
+                )  # fmt: skip
+                filled = None
+            else:
+                rollout = imagine_copied(
+                    world, self.warp, frames, actions[:, :c], actions[:, c:], spec.strategy,
+                    self.settings.steps, generators, view=self._view_of(spec),
+                    fill_level=self.settings.fill_level, context_window=spec.memory_window,
+                    guidance_scale=self.settings.guidance_scale, context_t=self.settings.context_noise,
+                )  # fmt: skip
+                generated, filled = rollout.frames, rollout.filled
             seconds = (time.perf_counter() - start) / len(batch)
-            for k, out in zip(batch, generated, strict=True):
-                saved(entry.key, k, {**self._score(k, out), "rollout_seconds": np.float64(seconds)})
+            for j, (k, out) in enumerate(zip(batch, generated, strict=True)):
+                extra = {} if filled is None else {"model_filled": filled[j]}
+                saved(entry.key, k, {**self._score(k, out), "rollout_seconds": np.float64(seconds), **extra})
+
+    def _view_of(self, spec: SystemSpec) -> Any:
+        """The view settings of a system: the shared ones, the memory cut for the short-memory control."""
+        from dataclasses import replace
+
+        if spec.memory_window is None:
+            return self.view
+        return replace(self.view, capacity=min(self.view.capacity, spec.memory_window))
 
     def _run_autoencoded(self, entry: Entry, positions: list[int], saved: Callable) -> None:
         spec = entry.spec

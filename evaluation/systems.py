@@ -25,6 +25,12 @@ if TYPE_CHECKING:
     from models.world_model import WorldModel
 
 SYSTEMS = ("millivid", "framepack", "full-resolution")
+#: The short-memory control: the millivid system with its memory cut to the level-0/level-1 window.
+SHORT_MEMORY = "millivid-short-memory"
+#: Controls: ``name -> strategy`` (a control evaluates its strategy's checkpoint with a change).
+CONTROLS = {SHORT_MEMORY: "millivid"}
+#: Everything ``--systems`` accepts.
+SYSTEM_CHOICES = (*SYSTEMS, *CONTROLS)
 
 
 class SystemError_(ValueError):  # noqa: N801  (SystemError is a builtin)
@@ -40,22 +46,33 @@ class SystemSpec:
         checkpoint: diffusion checkpoint as given (bundled name, directory, run folder, Hub id).
         autoencoder: autoencoder checkpoint as given.
         default_checkpoint: True when ``checkpoint`` is the bundled default (not passed by the user).
+        memory_window: frames of the past the system may read (None: all its strategy reads); the
+            short-memory control's level-0/level-1 window (:func:`short_memory_window`).
     """
 
     name: str
     checkpoint: str
     autoencoder: str
     default_checkpoint: bool = False
+    memory_window: int | None = None
 
     @property
     def strategy(self) -> str:
-        """The rollout strategy preset of the system."""
-        return self.name
+        """The rollout strategy preset of the system (a control's: the system it controls)."""
+        return CONTROLS.get(self.name, self.name)
+
+
+def short_memory_window(layout: str) -> int:
+    """Frames the millivid strategy reads at levels 0 and 1 (``loopcraft-64``: 1 + 4 = 5)."""
+    from models.rollout.streaming import context_depths
+    from models.strategies import get_strategy
+
+    return context_depths(get_strategy(layout, "millivid"))[1]
 
 
 def default_checkpoint(system: str, protocol: Protocol) -> str:
     """Bundled diffusion checkpoint name of a system for a protocol, e.g. ``loopcraft-64-millivid``."""
-    return f"{protocol.layout}-{system}"
+    return f"{protocol.layout}-{CONTROLS.get(system, system)}"
 
 
 def parse_assignments(values: Iterable[str] | None, option: str) -> dict[str, str]:
@@ -69,8 +86,10 @@ def parse_assignments(values: Iterable[str] | None, option: str) -> dict[str, st
         system, sep, target = value.partition("=")
         if not sep or not target:
             raise SystemError_(f"{option} {value!r}: expected SYSTEM=NAME_OR_DIR, e.g. millivid=runs/dit")
-        if system not in SYSTEMS:
-            raise SystemError_(f"{option} {value!r}: unknown system {system!r}; valid: {', '.join(SYSTEMS)}")
+        if system not in SYSTEM_CHOICES:
+            raise SystemError_(
+                f"{option} {value!r}: unknown system {system!r}; valid: {', '.join(SYSTEM_CHOICES)}"
+            )
         if system in out:
             raise SystemError_(f"{option} names {system!r} twice")
         out[system] = target
@@ -98,9 +117,9 @@ def resolve_systems(
     """
     if not names:
         raise SystemError_(f"pass at least one system to --systems ({' '.join(SYSTEMS)})")
-    unknown = [n for n in names if n not in SYSTEMS]
+    unknown = [n for n in names if n not in SYSTEM_CHOICES]
     if unknown or len(set(names)) != len(names):
-        raise SystemError_(f"--systems {' '.join(names)}: each of {', '.join(SYSTEMS)} at most once")
+        raise SystemError_(f"--systems {' '.join(names)}: each of {', '.join(SYSTEM_CHOICES)} at most once")
     checkpoints, autoencoders = dict(checkpoints or {}), dict(autoencoders or {})
     extra = sorted((set(checkpoints) | set(autoencoders)) - set(names))
     if extra:
@@ -108,12 +127,15 @@ def resolve_systems(
             f"checkpoints given for systems that are not evaluated: {extra}; add them to --systems"
         )
     shared = autoencoder or simulator_autoencoder(protocol.layout)
+    # A control evaluates the checkpoint of the system it controls unless given its own.
+    given = {name: checkpoints.get(name, checkpoints.get(CONTROLS.get(name, name))) for name in names}
     return [
         SystemSpec(
             name=name,
-            checkpoint=checkpoints.get(name, default_checkpoint(name, protocol)),
+            checkpoint=given[name] or default_checkpoint(name, protocol),
             autoencoder=autoencoders.get(name, shared),
-            default_checkpoint=name not in checkpoints,
+            default_checkpoint=given[name] is None,
+            memory_window=short_memory_window(protocol.layout) if name == SHORT_MEMORY else None,
         )
         for name in names
     ]
@@ -160,7 +182,7 @@ def resolve_files(spec: SystemSpec) -> dict[str, Any]:
         out[role] = {
             "given": given,
             "dir": str(directory),
-            "sha256": _sha256(weights),
+            "sha256": file_sha256(weights),
             "layout": _layout(directory),
         }
     out["trained_strategy"] = _trained_strategy(Path(out["diffusion"]["dir"]))
@@ -192,7 +214,8 @@ def check_layouts(spec: SystemSpec, files: dict[str, Any], protocol: Protocol) -
             )
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file (read in 1 MiB blocks)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

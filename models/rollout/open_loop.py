@@ -13,7 +13,7 @@ grow with the length of the given context. ``B`` videos are rolled out together:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ import torch
 from models.diffusion.batch import TokenBatch
 from models.diffusion.dit import VideoDiT
 from models.diffusion.sampler import sample
-from models.rollout.tokens import pad_actions, step_tokens
+from models.rollout.tokens import StepTokens, pad_actions, step_tokens
 from models.strategies.core import Strategy
 from models.strategies.presets import get_strategy
 from models.strategies.rollout import plan_rollout
@@ -30,7 +30,7 @@ from models.tokens import get_layout
 if TYPE_CHECKING:
     from models.world_model import WorldModel
 
-__all__ = ["imagine", "resolve_strategy", "rollout_latents"]
+__all__ = ["StepHook", "imagine", "resolve_strategy", "rollout_latents", "windowed_tokens"]
 
 Generator = torch.Generator | Sequence[torch.Generator] | None
 
@@ -67,6 +67,8 @@ def rollout_latents(
     use_cache: bool = True,
     endpoint: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    context_window: int | None = None,
+    hook: StepHook | None = None,
 ) -> torch.Tensor:
     """Generate frames ``[start, end)`` of ``B`` videos at every level the strategy produces.
 
@@ -89,6 +91,10 @@ def rollout_latents(
         use_cache: encode each step's context once (True) or at every evaluation.
         endpoint: evaluate at ``t = 0`` last (see :func:`models.diffusion.sample`).
         progress: called as ``progress(done, total)`` after every rollout step.
+        context_window: keep only the context tokens of frames at most this many frames before the
+            step's first denoised frame (None: all; a memory cut for controls, see
+            :func:`windowed_tokens`).
+        hook: runs every step itself (see :class:`StepHook`; None: every step samples every video).
 
     Returns:
         float32 ``(B, T, num_tokens, C)`` on the model's device: the context frames copied, frames
@@ -143,37 +149,57 @@ def rollout_latents(
     acts = acts.to(device)
     buf = torch.zeros(b, limit - first, layout.num_tokens, cfg.latent_channels, device=device)
     buf[:, : start - first] = context.to(device)
+    generators = list(generator) if isinstance(generator, Sequence) else None
     for done, step in enumerate(plan, start=1):
         table = step_tokens(strategy, step.step, layout)
-        frames = (table.columns + (step.offset - first)).to(device)
-        positions = table.positions.to(device)
-        index = table.index.to(device).clone()
-        index[:, 0] += step.offset
-        n = table.num_tokens
-        batch = TokenBatch(
-            x=buf[:, frames, positions],
-            index=index.expand(b, n, 4),
-            action=acts[:, frames],
-            role=table.role.to(device).expand(b, n),
-        )
-        try:
-            out = sample(
-                dit,
-                batch,
-                steps=steps,
-                guidance_scale=guidance_scale,
-                generator=generator,
-                use_cache=use_cache,
-                context_t=context_t,
-                endpoint=endpoint,
+        columns, positions, index, role, den = windowed_tokens(table, step.offset, context_window)
+        frames = (columns + (step.offset - first)).to(device)
+        positions, role, den = positions.to(device), role.to(device), den.to(device)
+        index = index.to(device)
+        n = len(columns)
+
+        def run(videos: list[int] | None, frames=frames, positions=positions, index=index, role=role,
+                den=den, n=n, step=step, done=done) -> None:  # fmt: skip
+            """Sample this step for some videos (None: all) and write their denoised tokens."""
+            rows = slice(None) if videos is None else torch.as_tensor(videos, dtype=torch.long)
+            k = b if videos is None else len(videos)
+            if videos is None:
+                gen = generator
+            elif generators is not None:
+                gen = [generators[v] for v in videos]
+            else:
+                raise ValueError("a hook that samples some videos needs one generator per video")
+            batch = TokenBatch(
+                x=buf[rows][:, frames, positions],
+                index=index.expand(k, n, 4),
+                action=acts[rows][:, frames],
+                role=role.expand(k, n),
             )
-        except FloatingPointError as error:
-            raise FloatingPointError(
-                f"rollout step {done}/{plan.num_steps} (chunk {step.chunk}, step {step.step} of strategy "
-                f"{strategy.name!r}): {error}"
-            ) from error
-        den = table.denoised.to(device)
-        buf[:, frames[den], positions[den]] = out[:, den]
+            try:
+                out = sample(
+                    dit, batch, steps=steps, guidance_scale=guidance_scale, generator=gen,
+                    use_cache=use_cache, context_t=context_t, endpoint=endpoint,
+                )  # fmt: skip
+            except FloatingPointError as error:
+                raise FloatingPointError(
+                    f"rollout step {done}/{plan.num_steps} (chunk {step.chunk}, step {step.step} of "
+                    f"strategy {strategy.name!r}): {error}"
+                ) from error
+            if videos is None:
+                buf[:, frames[den], positions[den]] = out[:, den]
+            else:
+                block = buf[rows]
+                block[:, frames[den], positions[den]] = out[:, den]
+                buf[rows] = block
+
+        if hook is None:
+            run(None)
+        else:
+            finished = sorted(
+                {int(f) for f in frames[den][positions[den] < layout.tokens_per_level[0]] if first + f < end}
+            )
+            only = bool(len(finished) == 1 and (frames[den] == finished[0]).all())
+            hook.step(buf, first, finished, run, only)
         if progress is not None:
             progress(done, plan.num_steps)
     result = torch.zeros(b, t, layout.num_tokens, cfg.latent_channels, device=device)
@@ -182,6 +208,65 @@ def rollout_latents(
     stop = min(t, limit)
     result[:, start:stop] = buf[:, start - first : stop - first]
     return result
+
+
+class StepHook(Protocol):
+    """Runs the rollout's steps itself: e.g. shows, copies and re-encodes every finished frame.
+
+    :func:`rollout_latents` calls :meth:`step` once per rollout step instead of sampling it.
+    """
+
+    def step(
+        self,
+        buf: torch.Tensor,
+        first: int,
+        finished: list[int],
+        run: Callable[[list[int] | None], None],
+        only_finished: bool,
+    ) -> None:
+        """Run one rollout step.
+
+        Args:
+            buf: float ``(B, F, num_tokens, C)`` the rollout's latent buffer (frame ``first + i`` at
+                row ``i``); the hook may overwrite any frame's latents.
+            first: absolute frame of the buffer's row 0.
+            finished: buffer rows (ascending) whose level 0 this step denoises, within ``[start, end)``.
+            run: ``run(videos)`` samples the step for those videos (None: all) and writes the result.
+            only_finished: the step denoises nothing but one finished frame (its sampling may be
+                skipped for videos whose frame comes from elsewhere).
+        """
+
+
+def windowed_tokens(
+    table: StepTokens, offset: int, window: int | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A step's tokens, without the context older than ``window`` frames before its first denoised frame.
+
+    Args:
+        table: the step's token table.
+        offset: absolute frame of the chunk's column 0.
+        window: frames of context kept (None: all tokens).
+
+    Returns:
+        ``columns (N,)``, ``positions (N,)``, ``index (N, 4)`` with absolute frames in column 0,
+        ``role (N,)`` and ``denoised (Nd,)`` positions in the kept list.
+    """
+    index = table.index.clone()
+    index[:, 0] += offset
+    if window is None:
+        return table.columns, table.positions, index, table.role, table.denoised
+    is_den = torch.zeros(len(table.role), dtype=torch.bool)
+    is_den[table.denoised] = True
+    oldest = int(table.columns[is_den].min()) - int(window)
+    keep = is_den | (table.columns >= oldest)
+    kept = torch.nonzero(keep).flatten()
+    return (
+        table.columns[kept],
+        table.positions[kept],
+        index[kept],
+        table.role[kept],
+        torch.nonzero(is_den[kept]).flatten(),
+    )
 
 
 def _batched(array: np.ndarray | torch.Tensor, ndim: int, name: str) -> tuple[np.ndarray, bool]:
@@ -211,6 +296,7 @@ def imagine(
     context_t: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
     chunk: int = 256,
+    context_window: int | None = None,
 ) -> np.ndarray:
     """Imagine the frames a known action sequence leads to: encode, open-loop rollout, decode level 0.
 
@@ -228,6 +314,7 @@ def imagine(
         context_t: noise time the context is presented at (see :func:`rollout_latents`).
         progress: ``progress(done, total)`` after every rollout step.
         chunk: frames encoded / decoded per autoencoder call (bounds memory).
+        context_window: cut the model's context (see :func:`rollout_latents`; None: all).
 
     Returns:
         uint8 ``(B, T, H, W, 3)`` imagined frames (``(T, H, W, 3)`` for unbatched input).
@@ -269,6 +356,7 @@ def imagine(
     out = rollout_latents(
         dit, latents, actions, strategy, keep, keep + horizon, steps, generator,
         guidance_scale=guidance_scale, endpoint=endpoint, context_t=context_t, progress=progress,
+        context_window=context_window,
     )  # fmt: skip
     level0 = out[:, keep:, layout.level_slice(0)].reshape(b * horizon, layout.tokens_per_level[0], -1)
     images = np.concatenate([world_model.decode_frames(part, 0) for part in level0.split(chunk)])

@@ -397,3 +397,66 @@ def test_cached_metric_path_equals_one_shot_scoring(tiny, tmp_path, monkeypatch)
             assert set(new.files) == set(old.files)
             for name in set(new.files) - {"rollout_seconds"}:
                 np.testing.assert_array_equal(new[name], old[name], err_msg=f"{entry}/{number}: {name}")
+
+
+def test_copied_frames_and_the_short_memory_control(tiny, tmp_path, monkeypatch):
+    """--warp shows every system through the copying view; the control reads a 5-frame memory."""
+    from models.checkpoints import save_checkpoint
+    from models.warp import ActionWarp, WarpConfig
+
+    warp = tmp_path / "warp"
+    save_checkpoint(ActionWarp(WarpConfig(resolution=64)), warp)
+    windows = []
+    real = runner.imagine_copied
+
+    def spy(*args, **kwargs):
+        windows.append((args[5], kwargs["context_window"], kwargs["view"].capacity))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "imagine_copied", spy)
+    out = tmp_path / "copied"
+    systems = ["--systems", "millivid", "framepack", "full-resolution", "millivid-short-memory"]
+    args = ["evaluate", *tiny.common, *LOOSE, *systems, "--warp", str(warp), "--out", str(out)]
+    assert main([*args, "--view", '{"fill_fraction": 0.5}']) == 0
+    assert set(windows) == {
+        ("millivid", None, 512),
+        ("framepack", None, 512),
+        ("full-resolution", None, 512),
+        ("millivid", 5, 5),
+    }
+    report = json.loads((out / "report.json").read_text())
+    names = [s["name"] for s in report["systems"]]
+    assert names == ["millivid", "framepack", "full-resolution", "millivid-short-memory"]
+    assert report["systems"][3]["memory_window"] == 5 and "memory_window" not in report["systems"][0]
+    assert report["systems"][3]["files"] == report["systems"][0]["files"]  # the same checkpoint
+    # The untrained warp holds the last context frame: with 6 steps the view never needs the model.
+    video = open_test_set(tiny.data, PROTOCOL, VIDEOS).video(0)
+    for key in ("millivid", "framepack", "millivid-short-memory"):
+        arrays = np.load(next((out / "per_video" / key).glob("*.npz")))
+        assert arrays["model_filled"].shape == (HORIZON,) and not arrays["model_filled"].any()
+    held = report["results"][LAST_CONTEXT_FRAME]["buckets"]["all"]["lpips"]["mean"]
+    assert report["results"]["framepack"]["buckets"]["all"]["lpips"]["mean"] == pytest.approx(held, abs=1e-6)
+    assert "revisits" in report["results"]["millivid"]["buckets"]
+    assert video.frames.shape[0] == CONTEXT + HORIZON
+    # Another view is another config: refused in the same folder.
+    assert main([*args, "--view", '{"fill_fraction": 0.4}']) == 2
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--view", '{"fill_fraction": 0.5}'], "pass --warp too"),
+        (["--warp", "WARP", "--view", '{"nope": 1}'], "unknown settings ['nope']"),
+        (["--warp", "WARP", "--view", "[1]"], "JSON object"),
+        (["--warp", "WARP", "--fill-level", "2"], "full-resolution generates level 0 only"),
+        (["--warp", "no-such-warp"], "--warp 'no-such-warp' cannot be loaded"),
+    ],
+)
+def test_copying_options_errors(tiny, tmp_path, capsys, flags, message):
+    from models.checkpoints import save_checkpoint
+    from models.warp import ActionWarp, WarpConfig
+
+    save_checkpoint(ActionWarp(WarpConfig(resolution=64)), tmp_path / "warp")
+    flags = [str(tmp_path / "warp") if f == "WARP" else f for f in flags]
+    assert main(["evaluate", *tiny.common, *flags, "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err

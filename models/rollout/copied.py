@@ -1,0 +1,197 @@
+"""Open-loop rollout with frames copied by construction: any strategy's rollout seen through the view.
+
+The env (``MilliVid-Loopcraft-v4``) shows, per pixel, the previous frame moved by the action, a
+remembered context frame rotated and walked into the new pose, or the diffusion model's frame where
+nothing seen explains the pixel (:class:`models.warp.view.CopyingView`), and encodes what it showed
+into the model's memory. :func:`imagine_copied` applies the same rule to the open-loop rollout of any
+strategy (``millivid``, ``framepack``, ``full-resolution``), so that the paper's comparison of token
+layouts can be made with everything else shared: every time a step of the rollout plan finishes a
+frame's level 0, the frame is shown through the video's view and the shown frame's latents (all levels)
+replace the generated ones in the rollout buffer, so later steps read what was shown.
+
+Where a step produces nothing but that one frame (millivid's level-0 steps, framepack's steps), the
+model is only run for the videos whose view needs its pixels: the others' frames come from the view.
+Every video draws its noise from its own generator, so its frames do not depend on its batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from models.rollout.open_loop import _batched, resolve_strategy, rollout_latents
+from models.strategies.core import Strategy
+from models.warp import ActionWarp
+from models.warp.view import CopyingView, ViewSettings
+from models.world_model import WorldModel
+
+__all__ = ["CopiedRollout", "imagine_copied"]
+
+
+@dataclass
+class CopiedRollout:
+    """What :func:`imagine_copied` returns.
+
+    Attributes:
+        frames: uint8 ``(B, T, R, R, 3)`` the shown frames.
+        filled: bool ``(B, T)`` whether the model's pixels were needed for the frame.
+    """
+
+    frames: np.ndarray
+    filled: np.ndarray
+
+
+class _ShowFinishedFrames:
+    """The :class:`~models.rollout.open_loop.StepHook` of :func:`imagine_copied`."""
+
+    def __init__(
+        self,
+        world_model: WorldModel,
+        views: list[CopyingView],
+        actions: np.ndarray,
+        start: int,
+        horizon: int,
+        fill_level: int,
+    ) -> None:
+        self.world_model, self.views, self.actions = world_model, views, actions
+        self.start, self.fill_level = start, fill_level
+        size = world_model.layout.image_size
+        self.frames = np.zeros((len(views), horizon, size, size, 3), dtype=np.uint8)
+        self.filled = np.zeros((len(views), horizon), dtype=bool)
+
+    def step(
+        self,
+        buf: torch.Tensor,
+        first: int,
+        finished: list[int],
+        run: Callable[[list[int] | None], None],
+        only_finished: bool,
+    ) -> None:
+        if not finished:
+            run(None)
+            return
+        if only_finished:
+            row = finished[0]
+            proposals = self._propose(first + row)
+            need = [b for b, p in enumerate(proposals) if self.views[b].needs_fill(p)]
+            if need:
+                run(need)
+            self._show(buf, row, first + row, proposals, need)
+            return
+        run(None)
+        for row in finished:
+            proposals = self._propose(first + row)
+            need = [b for b, p in enumerate(proposals) if self.views[b].needs_fill(p)]
+            self._show(buf, row, first + row, proposals, need)
+
+    def _propose(self, frame: int) -> list:
+        return [view.propose(int(self.actions[b, frame])) for b, view in enumerate(self.views)]
+
+    def _show(self, buf: torch.Tensor, row: int, frame: int, proposals: list, need: list[int]) -> None:
+        """Show frame ``frame`` (buffer row ``row``) of every video and write its latents back."""
+        layout = self.world_model.layout
+        fills: list[torch.Tensor | None] = [None] * len(self.views)
+        if need:
+            level = layout.level_slice(self.fill_level)
+            decoded = self.world_model.decode_frames(buf[need, row, level], level=self.fill_level)
+            device = self.world_model.device
+            for k, b in enumerate(need):
+                fills[b] = torch.from_numpy(decoded[k]).to(device).permute(2, 0, 1).float() / 255.0
+        shown = torch.stack([v.commit(p, f) for v, p, f in zip(self.views, proposals, fills, strict=True)])
+        images = (shown * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        buf[:, row] = self.world_model.encode_frames(images).to(buf.device)
+        self.frames[:, frame - self.start] = images
+        self.filled[need, frame - self.start] = True
+
+
+@torch.no_grad()
+def imagine_copied(
+    world_model: WorldModel,
+    warp: ActionWarp,
+    context_frames: np.ndarray,
+    context_actions: np.ndarray,
+    future_actions: np.ndarray,
+    strategy: Strategy | str,
+    steps: int,
+    generators: Sequence[torch.Generator],
+    *,
+    view: ViewSettings | None = None,
+    fill_level: int = 0,
+    context_window: int | None = None,
+    guidance_scale: float = 1.0,
+    context_t: float = 0.0,
+    chunk: int = 256,
+) -> CopiedRollout:
+    """Imagine the frames a known action sequence leads to, copied where seen, else the model's.
+
+    Args:
+        world_model: autoencoder + DiT of one layout.
+        warp: the fitted action warp of that resolution.
+        context_frames: uint8 ``(B, C, R, R, 3)`` real frames; the view remembers all of them (up to its
+            capacity), the model reads the last ``strategy.reach``.
+        context_actions: int ``(B, C)``: action ``i`` led to context frame ``i``.
+        future_actions: int ``(B, T)``.
+        strategy: strategy object or preset name of the model's layout.
+        steps: sampler evaluations per rollout step.
+        generators: one ``torch.Generator`` per video.
+        view: how copied, remembered and generated pixels are weighed (default settings).
+        fill_level: level of the generated latents decoded where the model's pixels are needed (it
+            must be a level the strategy generates: full-resolution makes level 0 only).
+        context_window: cut the model's context to this many frames before what it denoises (None:
+            all; see :func:`models.rollout.open_loop.windowed_tokens`).
+        guidance_scale: classifier-free guidance scale.
+        context_t: noise time the context is presented at.
+        chunk: frames encoded per autoencoder call.
+
+    Returns:
+        The shown frames and which of them needed the model.
+
+    Raises:
+        ValueError: shapes, too few context frames, a generator count that is not ``B``, a warp of
+            another resolution.
+    """
+    layout = world_model.layout
+    strategy = resolve_strategy(strategy, layout.name)
+    frames, _ = _batched(context_frames, 5, "context_frames")
+    past, _ = _batched(context_actions, 2, "context_actions")
+    future, _ = _batched(future_actions, 2, "future_actions")
+    b, c = frames.shape[:2]
+    if len(generators) != b:
+        raise ValueError(f"pass one generator per video: {b} videos, {len(generators)} generators")
+    if warp.config.resolution != layout.image_size:
+        raise ValueError(
+            f"the warp was fitted on {warp.config.resolution}x{warp.config.resolution} frames but the "
+            f"model makes {layout.image_size}x{layout.image_size} ones: fit one at this resolution "
+            "(millivid fit-warp)"
+        )
+    if not 0 <= fill_level < layout.num_levels:
+        raise ValueError(f"fill_level must lie in [0, {layout.num_levels - 1}], got {fill_level}")
+    if c < strategy.reach:
+        raise ValueError(
+            f"strategy {strategy.name!r} needs at least {strategy.reach} context frames, got {c}; pass more "
+            "context frames"
+        )
+    warp = warp.to(world_model.device)
+    views = [CopyingView(warp, view) for _ in range(b)]
+    for v, clip, acts in zip(views, frames, past, strict=True):
+        v.reset(clip, acts)
+    keep = strategy.reach
+    size = layout.image_size
+    flat = frames[:, c - keep :].reshape(-1, size, size, 3)
+    encoded = torch.cat(
+        [world_model.encode_frames(part) for part in np.array_split(flat, max(1, -(-len(flat) // chunk)))]
+    )
+    horizon = future.shape[1]
+    latents = torch.zeros(b, keep + horizon, *encoded.shape[1:], device=encoded.device)
+    latents[:, :keep] = encoded.view(b, keep, *encoded.shape[1:])
+    actions = np.concatenate([past[:, c - keep :], future], axis=1).astype(np.int64)
+    hook = _ShowFinishedFrames(world_model, views, actions, keep, horizon, fill_level)
+    rollout_latents(
+        world_model.dit, latents, torch.from_numpy(actions), strategy, keep, keep + horizon, steps,
+        list(generators), guidance_scale=guidance_scale, context_t=context_t,
+        context_window=context_window, hook=hook,
+    )  # fmt: skip
+    return CopiedRollout(hook.frames, hook.filled)
