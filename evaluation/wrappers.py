@@ -16,13 +16,21 @@ The distance is LPIPS by default (the standard LPIPS-Alex when its weights are c
 ST-LPIPS-Alex; the name is reported), or PSNR / SSIM / any callable. ``info["recall"]`` carries the
 current step's result and the running statistics; when the episode ends (``terminated`` or
 ``truncated``) ``info["recall_summary"]`` has the episode summary, also available as
-:meth:`RecallWrapper.summary`. The frame at reset is the last real context frame.
+:meth:`RecallWrapper.summary`. The frame at reset is the last real context frame; when the env's reset
+info also has the true ``context_frames`` and ``context_poses`` (the world-model envs with
+``ground_truth=True``), the context frames are earlier steps too (context frame ``i`` of ``T`` at step
+``i - T + 1``), and ``against="context"`` scores only returns to them: the revisits bucket of
+``millivid evaluate`` (true pose within 1 block and 15 degrees of a context pose at least 32 frames
+earlier), live.
 
 Example::
 
     env = RecallWrapper(gym.make("MilliVid-Loopcraft-v4", ground_truth=True), min_gap=32)
     obs, info = env.reset(seed=0)
     ...  # step; info["recall"]["revisit"] tells when a revisit was scored
+
+    # the revisits bucket: returns to the places of the context only
+    env = RecallWrapper(gym.make("MilliVid-Loopcraft-v4", ground_truth=True), against="context")
 """
 
 from __future__ import annotations
@@ -108,9 +116,12 @@ class RecallWrapper(gym.Wrapper):
             :func:`make_frame_distance`).
         history: steps remembered (bounds memory: ``history`` x 2 frames).
         alexnet_weights: AlexNet trunk for standard LPIPS-Alex.
+        against: ``"all"`` (every earlier step, the context included when the env reports it) or
+            ``"context"`` (only the context frames: the env must report them at reset).
 
     Raises:
-        ValueError: bad tolerances, an unknown metric, or (at reset) an env without the ground truth.
+        ValueError: bad tolerances, an unknown metric, a bad ``against``, or (at reset) an env without
+            the ground truth (or, with ``against="context"``, without the context).
     """
 
     def __init__(
@@ -122,10 +133,14 @@ class RecallWrapper(gym.Wrapper):
         metric: str | FrameDistance = "lpips",
         history: int = 4096,
         alexnet_weights: str | None = None,
+        against: str = "all",
     ) -> None:
         super().__init__(env)
         if history < 1:
             raise ValueError(f"history must be >= 1, got {history}")
+        if against not in ("all", "context"):
+            raise ValueError(f"against must be 'all' or 'context', got {against!r}")
+        self.against = against
         self.tolerance = RevisitTolerance(float(max_distance), float(max_yaw), int(min_gap))
         self.distance, self.metric_name, self.higher_is_better = make_frame_distance(metric, alexnet_weights)
         self._history: deque[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=int(history))
@@ -142,6 +157,21 @@ class RecallWrapper(gym.Wrapper):
         self._running = {key: _Running() for key in _KEYS}
         self._revisits = []
         truth, pose = self._truth(info)
+        shadow = info["ground_truth"]
+        if "context_poses" in shadow and "context_frames" in shadow:
+            # The context frames are what the model was shown (its frames there are the true ones).
+            poses = np.asarray(shadow["context_poses"], dtype=np.float64)
+            frames = np.asarray(shadow["context_frames"])
+            first = 1 - len(poses)
+            for i, (p, f) in enumerate(zip(poses[:-1], frames[:-1], strict=True)):
+                self._history.append((first + i, p, f, f))
+        elif self.against == "context":
+            raise ValueError(
+                "RecallWrapper(against='context') needs the true context in the reset info "
+                "(info['ground_truth']['context_frames'] and ['context_poses']); the world-model envs "
+                "give it with ground_truth=True when they walk the context themselves (no context_frames "
+                "reset option)"
+            )
         self._history.append((0, pose, np.asarray(obs).copy(), truth.copy()))
         info["recall"] = self._record(None)
         return obs, info
@@ -153,7 +183,11 @@ class RecallWrapper(gym.Wrapper):
         truth, pose = self._truth(info)
         frame = np.asarray(obs)
         found = None
-        older = [h for h in self._history if h[0] <= self._step - self.tolerance.min_gap]
+        older = [
+            h
+            for h in self._history
+            if h[0] <= self._step - self.tolerance.min_gap and (self.against == "all" or h[0] <= 0)
+        ]
         if older:
             match = match_pose(pose, np.stack([h[1] for h in older]), self.tolerance)
             if match is not None:
@@ -188,6 +222,7 @@ class RecallWrapper(gym.Wrapper):
                 "max_yaw": self.tolerance.max_yaw,
                 "min_gap": self.tolerance.min_gap,
             },
+            "against": self.against,
             "steps": self._step,
             "revisits": len(self._revisits),
             **{key: self._running[key].stats() for key in _KEYS},

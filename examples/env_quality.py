@@ -33,6 +33,7 @@ import torch
 import millivid_env  # noqa: F401  (sets MKL_CBWR before torch computes)
 from evaluation.baselines import held_frames, oracle_lookup_frames
 from evaluation.metrics import StLpipsAlex, psnr
+from evaluation.revisits import RevisitTolerance, context_revisits
 from millivid_env.registration import MILLIVID_VARIANTS
 from millivid_env.world_model_env import (
     DEFAULT_AUTOENCODER,
@@ -122,11 +123,16 @@ def main() -> None:
     }
     start = time.perf_counter()
     end = args.context + args.frames
+    revisit_masks: list[np.ndarray] = []
+    tolerance = RevisitTolerance()  # as `millivid evaluate`: 1 block, 15 degrees, >= 32 frames earlier
     for v in range(args.first_video, args.first_video + args.videos):
         video = load_video(args.data, v)
         if len(video.frames) < end:
             raise SystemExit(f"video {v} has {len(video.frames)} frames, fewer than --context + --frames")
         context, actions = video.frames[: args.context], video.actions[: args.context]
+        mask = np.zeros(args.frames, dtype=bool)
+        mask[[i for i, _ in context_revisits(video.poses[:end], args.context, tolerance)]] = True
+        revisit_masks.append(mask)
         future, truth = video.actions[args.context : end], video.frames[args.context : end]
         shown = {
             "held_frame": held_frames(video.frames[:end], args.context),
@@ -167,12 +173,13 @@ def main() -> None:
             lpips, held = scores[name]["lpips"], scores["held_frame"]["lpips"]
             document[f"{prefix}loops_below_held"] = loops_below(lpips, held)
             document[f"{prefix}minus_held"] = paired_difference(lpips, held)
+    document["revisits"] = revisit_summary(scores, revisit_masks)
     with open(args.out, "w") as handle:
         json.dump(document, handle)
     for name in systems:
         print(f"{name}:", json.dumps(bucket_summary(scores[name])["lpips"]))
     keys = ("loops_below_held", "minus_held", "view_only_loops_below_held", "view_only_minus_held")
-    for key in (*keys, "one_step", "frames_filled_by_the_model"):
+    for key in (*keys, "revisits", "one_step", "frames_filled_by_the_model"):
         if key in document:
             print(f"{key}:", json.dumps(document[key]))
 
@@ -218,6 +225,27 @@ def view_only_frames(
     copying.reset(frames, actions)
     out = [copying.commit(copying.propose(int(a)), None) for a in future]
     return (torch.stack(out).permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+
+
+def revisit_summary(
+    scores: dict[str, dict[str, list[list[float]]]], masks: list[np.ndarray]
+) -> dict[str, object]:
+    """LPIPS over the revisit frames (true pose within 1 block and 15 degrees of a context pose at
+    least 32 frames earlier): per system the mean and standard error over the loops that have any,
+    and each system's paired difference to the held frame over those loops."""
+    loops = [k for k, m in enumerate(masks) if m.any()]
+    out: dict[str, object] = {"loops": len(loops), "frames": int(sum(m.sum() for m in masks))}
+    if not loops:
+        return out
+    per_loop = {
+        name: np.array([np.asarray(rows["lpips"][k])[masks[k]].mean() for k in loops])
+        for name, rows in scores.items()
+    }
+    for name, values in per_loop.items():
+        out[name] = mean_se(values.tolist())
+        if name != "held_frame":
+            out[f"{name}_minus_held"] = mean_se((values - per_loop["held_frame"]).tolist())
+    return out
 
 
 def loops_below(model: list[list[float]], baseline: list[list[float]]) -> list[int]:

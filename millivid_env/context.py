@@ -33,12 +33,14 @@ class EpisodeStart:
         actions: int64 ``(T,)`` their actions.
         world_seed: the Loopcraft world of the walk (None for user-given context).
         torch_seed: seed of the stream's noise generator.
+        poses: float32 ``(T, 5)`` the true poses of the context frames (None for user-given context).
     """
 
     frames: np.ndarray
     actions: np.ndarray
     world_seed: int | None
     torch_seed: int
+    poses: np.ndarray | None = None
 
 
 def check_context_frames(value: Any, minimum: int) -> int:
@@ -145,7 +147,7 @@ def start_episode(
         )
         return EpisodeStart(frames, actions, None, _torch_seed(np_random))
     start = walk_start(np_random, twin, context_frames, options.get("world_seed"), accept=accept)
-    return EpisodeStart(start.frames, start.actions, start.world_seed, _torch_seed(np_random))
+    return EpisodeStart(start.frames, start.actions, start.world_seed, _torch_seed(np_random), start.poses)
 
 
 def _torch_seed(np_random: np.random.Generator) -> int:

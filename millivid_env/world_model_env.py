@@ -134,7 +134,9 @@ class MilliVidEnv(gym.Env):
     `step` (frames generated this episode) and `memory_tokens` (latent tokens held); with
     `reward_head` also `is_success` (predicted) and `success_prob`. With
     `ground_truth=True` a `Loopcraft-v0` twin takes the same actions: `info["ground_truth"]` holds its
-    `frame` and `pose`, and `info["pose"]` its pose (float32 x, y, z, yaw, pitch).
+    `frame` and `pose`, and `info["pose"]` its pose (float32 x, y, z, yaw, pitch); at reset it also
+    holds the true `context_frames` (uint8 `(T, R, R, 3)`) and `context_poses` (float32 `(T, 5)`) of
+    the walk the episode starts from.
 
     ## Arguments
 
@@ -318,7 +320,12 @@ class MilliVidEnv(gym.Env):
         self._judge()
         if self.render_mode == "human":
             self.render()
-        return self._obs.copy(), self._info()
+        info = self._info()
+        if self.ground_truth and start.poses is not None:
+            # What the model was shown and where: the recall wrapper scores returns to these places.
+            info["ground_truth"]["context_frames"] = start.frames.copy()
+            info["ground_truth"]["context_poses"] = start.poses.copy()
+        return self._obs.copy(), info
 
     def _judge(self) -> tuple[bool, float]:
         """Reward-head verdict on the newest frame: (success, reward); (False, 0.0) without a head."""

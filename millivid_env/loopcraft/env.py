@@ -82,6 +82,8 @@ class LoopcraftEnv(gym.Env):
         self.world_seed: int | None = None
         self.pose: np.ndarray | None = None
         self.steps = 0
+        #: float32 ``(T, 5)`` poses after each action of the last :meth:`walk`.
+        self.walked_poses = np.zeros((0, 5), np.float32)
         self._frame: np.ndarray | None = None
         self._window: Any = None
         self._clock: Any = None
@@ -142,7 +144,8 @@ class LoopcraftEnv(gym.Env):
             render_frames: return every frame; False steps the poses only and renders the last frame.
 
         Returns:
-            uint8 ``(T, R, R, 3)`` frames (frame i after action i), or None when not rendered.
+            uint8 ``(T, R, R, 3)`` frames (frame i after action i), or None when not rendered. The
+            poses after every action are kept in :attr:`walked_poses` (float32 ``(T, 5)``).
         """
         if self.world is None or self.pose is None:
             raise gym.error.ResetNeeded("call env.reset() before env.walk()")
@@ -150,11 +153,14 @@ class LoopcraftEnv(gym.Env):
         frames = (
             np.empty((len(acts), self.resolution, self.resolution, 3), np.uint8) if render_frames else None
         )
+        poses = np.empty((len(acts), 5), np.float32)
         for i, act in enumerate(acts):
             self.pose = step_pose(self.world, self.pose, act)
+            poses[i] = self.pose
             if frames is not None:
                 frames[i] = render(self.world, self.pose, self.resolution)
         self.steps += len(acts)
+        self.walked_poses = poses
         if acts:
             last = frames[-1] if frames is not None else render(self.world, self.pose, self.resolution)
             self._frame = last.copy()

@@ -117,11 +117,13 @@ class WalkStart:
         frames: uint8 ``(T, R, R, 3)`` frames of the walk (None when not rendered).
         actions: int64 ``(T,)`` the walk.
         world_seed: the world walked in.
+        poses: float32 ``(T, 5)`` the true pose after each action of the walk.
     """
 
     frames: np.ndarray | None
     actions: np.ndarray
     world_seed: int
+    poses: np.ndarray | None = None
 
 
 def walk_start(
@@ -156,7 +158,7 @@ def walk_start(
         env.reset(options={"world_seed": seed, "yaw": yaw})
         frames = env.walk(actions, render_frames=render_frames)
         if accept is None or accept(env.world, env.pose):
-            return WalkStart(frames, actions, seed)
+            return WalkStart(frames, actions, seed, env.walked_poses.copy())
     raise RuntimeError(
         f"no accepted episode start in {MAX_START_ATTEMPTS} random walks"
         + ("" if world_seed is None else f" in world {world_seed}; try another world_seed")

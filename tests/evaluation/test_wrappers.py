@@ -71,6 +71,45 @@ def test_wrapper_detects_revisits_on_a_constructed_trajectory():
     assert len(env.revisits) == 8 and env.summary()["tolerance"]["min_gap"] == 4
 
 
+class ContextEnv(ScriptedEnv):
+    """:class:`ScriptedEnv` that also reports three context frames at x = 2, 1 (then the reset frame 0)."""
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = super().reset(seed=seed, options=options)
+        xs = np.array([2.0, 1.0, 0.0])
+        info["ground_truth"]["context_poses"] = np.stack([[x, 10, 0, 0, 0] for x in xs]).astype(np.float32)
+        info["ground_truth"]["context_frames"] = np.stack([np.full((8, 8, 3), 20 * x, np.uint8) for x in xs])
+        return obs, info
+
+
+def test_wrapper_scores_returns_to_the_context():
+    """Context frames are steps -2, -1 (x = 2, 1) and 0; ``against='context'`` matches only those."""
+    env = RecallWrapper(
+        ContextEnv(), max_distance=0.5, max_yaw=10, min_gap=3, metric="psnr", against="context"
+    )
+    env.reset()
+    seen = {}
+    for _ in range(len(XS) - 1):
+        _, _, _, _, info = env.step(0)
+        if info["recall"]["revisit"]:
+            seen[info["recall"]["step"]] = info["recall"]["matched_step"]
+    # Step 1 (x = 1) is 2 steps after the context frame at x = 1: too close; x = 2 at step 2 is 4 after.
+    assert seen == {2: -2, 16: -2, 17: -1, 18: 0}
+    assert env.summary()["against"] == "context" and env.summary()["revisits"] == 4
+    offset = -10 * np.log10((5 / 255) ** 2)  # the model's frame is the truth + 5, the context the truth
+    # ... and the reset frame (step 0) is the env's own observation.
+    assert [r["to_earlier"] for r in env.revisits] == pytest.approx([offset, offset, offset, 100.0], abs=1e-3)
+    everything = RecallWrapper(ContextEnv(), max_distance=0.5, max_yaw=10, min_gap=3, metric="psnr")
+    everything.reset()
+    for _ in range(len(XS) - 1):
+        everything.step(0)
+    assert everything.summary()["revisits"] > 4  # also returns to places first seen after the reset
+    with pytest.raises(ValueError, match="needs the true context"):
+        RecallWrapper(ScriptedEnv(), metric="psnr", against="context").reset()
+    with pytest.raises(ValueError, match="against must be"):
+        RecallWrapper(ScriptedEnv(), metric="psnr", against="later")
+
+
 def test_wrapper_needs_the_ground_truth_shadow():
     with pytest.raises(ValueError, match="ground_truth=True"):
         RecallWrapper(ScriptedEnv(shadow=False), metric="psnr").reset()
@@ -94,11 +133,16 @@ def test_wrapper_on_the_world_model_env(tmp_path, frames):
         inner = gym.make(DEFAULT_ENV_ID, checkpoint=str(dit), autoencoder=str(ae), device="cpu",
                          sampling_steps=1, ground_truth=True, **frames)  # fmt: skip
         env = RecallWrapper(inner, max_distance=0.1, max_yaw=5, min_gap=30)  # LPIPS (the default)
-        env.reset(seed=0)
+        _, info = env.reset(seed=0)
+        poses, context = info["ground_truth"]["context_poses"], info["ground_truth"]["context_frames"]
+        assert poses.shape == (len(context), 5) and poses.dtype == np.float32
+        np.testing.assert_array_equal(poses[-1], info["ground_truth"]["pose"])
+        np.testing.assert_array_equal(context[-1], info["ground_truth"]["frame"])
         for _ in range(36):  # 36 turns of 10 degrees: back to the start pose, facing the same way
             _, _, _, _, info = env.step(1)
         recall = info["recall"]
-        assert recall["revisit"] and recall["matched_step"] == 0 and recall["yaw_difference"] == 0
+        # The start pose (step 0) or the same pose earlier in the context walk (steps < 0).
+        assert recall["revisit"] and recall["matched_step"] <= 0 and recall["yaw_difference"] == 0
         assert recall["truth_to_earlier"] == pytest.approx(0, abs=1e-6)  # same place, same true view
         assert recall["metric"].startswith(("LPIPS", "ST-LPIPS"))
         # The model's frame is not the truth; the copied view may show the remembered start as it was.
