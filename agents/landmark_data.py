@@ -9,6 +9,7 @@ Episodes start exactly like the task envs' (`millivid_env.loopcraft.task.walk_st
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -16,7 +17,7 @@ from tqdm import tqdm
 from millivid_env.loopcraft.env import LoopcraftEnv
 from millivid_env.loopcraft.task import LandmarkTask, landmark_distance, steer_to_landmark, walk_start
 
-__all__ = ["LabelledFrames", "collect_landmark_frames"]
+__all__ = ["LabelledFrames", "collect_imagined_landmark_frames", "collect_landmark_frames"]
 
 
 @dataclass
@@ -101,6 +102,88 @@ def collect_landmark_frames(
             else:
                 action = int(rng.integers(0, 3))
             frame = env.step(action)[0]
+    env.close()
+    return LabelledFrames(
+        frames=np.stack(frames),
+        success=np.array(success, dtype=bool),
+        distance=np.array(distance, dtype=np.float32),
+        episode=np.array(episode, dtype=np.int64),
+        scripted=scripted,
+        reached=reached,
+    )
+
+
+def collect_imagined_landmark_frames(
+    env_kwargs: dict[str, Any],
+    episodes: int,
+    max_steps: int = 200,
+    seed: int = 2_000_000,
+    scripted_fraction: float = 0.5,
+    epsilon: float = 0.25,
+    linger: int = 16,
+    progress: bool = True,
+) -> LabelledFrames:
+    """Roll out an imagined landmark env with its ground-truth twin and label every *shown* frame.
+
+    The frames are the world model's (what an agent trained in imagination sees, and what the env's
+    reward head reads once encoded); the labels come from the twin's true pose, so a head trained on
+    them learns to judge imagined frames. The policies are those of `collect_landmark_frames`
+    (scripted steering by the true pose with ``epsilon`` random actions, or uniformly random), and the
+    head of ``env_kwargs`` does not end episodes (its threshold is set out of reach).
+
+    Args:
+        env_kwargs: constructor kwargs of `MilliVidEnv` with a ``reward_head`` (it sets the task);
+            ``ground_truth`` is forced on.
+        episodes: number of episodes ``E``.
+        max_steps: steps per episode at most.
+        seed: episode ``e`` resets with seed ``seed + e`` (the task envs' start of that seed) and draws
+            its actions from ``np.random.default_rng([seed, e])``.
+        scripted_fraction: probability that an episode follows the scripted policy.
+        epsilon: probability of a random action in a scripted episode.
+        linger: random steps taken after the first true success before the episode stops.
+        progress: show a progress bar.
+
+    Returns:
+        The `LabelledFrames` (the start frame of each episode, the last context frame, included).
+    """
+    from millivid_env.world_model_env import MilliVidEnv
+
+    if episodes < 1 or max_steps < 1 or linger < 0 or not 0.0 <= scripted_fraction <= 1.0:
+        raise ValueError("episodes and max_steps must be >= 1, linger >= 0, scripted_fraction in [0, 1]")
+    if not env_kwargs.get("reward_head"):
+        raise ValueError("collect_imagined_landmark_frames needs env_kwargs['reward_head'] (the task)")
+    env = MilliVidEnv(**{**env_kwargs, "ground_truth": True})
+    env.reward_model.threshold = float("inf")  # the head's calls never end an episode here
+    task = env.reward_model.task
+    frames, success, distance, episode = [], [], [], []
+    scripted = np.zeros(episodes, dtype=bool)
+    reached = np.zeros(episodes, dtype=bool)
+    for e in tqdm(range(episodes), desc="imagined rollouts", unit="episode", disable=not progress):
+        rng = np.random.default_rng([seed, e])
+        frame, _ = env.reset(seed=seed + e)
+        twin = env.ground_truth_env
+        scripted[e] = rng.random() < scripted_fraction
+        left = None
+        for _ in range(max_steps + 1):
+            d = landmark_distance(twin.world, twin.pose)[0]
+            ok = task.is_success(d)
+            frames.append(frame)
+            success.append(ok)
+            distance.append(d)
+            episode.append(e)
+            if ok and left is None:
+                reached[e], left = True, linger
+            if left is not None:
+                if left == 0:
+                    break
+                left -= 1
+            if scripted[e] and left is None and rng.random() >= epsilon:
+                action = steer_to_landmark(twin.world, twin.pose)
+            else:
+                action = int(rng.integers(0, 3))
+            frame, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                break
     env.close()
     return LabelledFrames(
         frames=np.stack(frames),

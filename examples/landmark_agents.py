@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 
 from millivid_env import cli
-from millivid_env.registration import ENV_CHECKPOINT, LANDMARK_ENV_ID
+from millivid_env.registration import LANDMARK_ENV_ID
 
 
 def millivid(*argv: object) -> None:
@@ -44,8 +44,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--autoencoder", default="loopcraft-64")
-    parser.add_argument("--diffusion", default=ENV_CHECKPOINT)
+    parser.add_argument(
+        "--autoencoder",
+        default=None,
+        help="imagination's autoencoder (default: the id's)",
+    )
+    parser.add_argument("--diffusion", default=None, help="diffusion checkpoint (default: the id's)")
+    parser.add_argument("--env-id", default=LANDMARK_ENV_ID, help="imagined landmark id to train in")
     parser.add_argument(
         "--reward-head",
         help="reward-head checkpoint (default: the bundled loopcraft-64-landmark; with --tiny or "
@@ -59,7 +64,15 @@ def main() -> None:
         "--shaping", type=float, default=0.1, help="training reward per block of progress (0: sparse)"
     )
     parser.add_argument("--num-envs", type=int, default=4)
-    parser.add_argument("--sampling-steps", type=int, default=4, help="sampler steps in imagination")
+    parser.add_argument(
+        "--sampling-steps", type=int, default=None, help="sampler steps in imagination (default: the id's)"
+    )
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=10_000, help="env steps between PPO checkpoints (resumable)"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue both PPO runs from their newest checkpoints in --out"
+    )
     parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes per policy")
     parser.add_argument("--first-seed", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
@@ -78,15 +91,18 @@ def main() -> None:
     if args.reward_head is None:
         args.reward_head = str(out / "reward-head")
         millivid(
-            "train-reward-head", "--autoencoder", args.autoencoder, "--out", args.reward_head,
+            "train-reward-head", "--autoencoder", args.autoencoder or "loopcraft-64",
+            "--out", args.reward_head,
             "--episodes", 20 if args.tiny else args.head_episodes, "--seed", args.seed,
         )  # fmt: skip
 
     ppo = ["--steps", args.steps, "--num-envs", args.num_envs, "--seed", args.seed, "--verbose", 0]
+    ppo += ["--checkpoint-every", args.checkpoint_every, *(["--resume"] if args.resume else [])]
     # Shaping only changes the training reward; evaluation counts successes in the sparse task. In
     # imagination it acts on the reward head's predicted distance instead of the true one.
     real = ["--env-kwarg", f"shaping={args.shaping}"]
     millivid("train-agent", "--env", "Loopcraft-Landmark-v0", "--out", out / "ppo-real", *ppo, *real)
+    # Only what is given overrides the id's registered kwargs (its decoder, sampler, warp, ...).
     imagination = {
         "checkpoint": args.diffusion,
         "autoencoder": args.autoencoder,
@@ -94,13 +110,18 @@ def main() -> None:
         "sampling_steps": args.sampling_steps,
         "shaping": args.shaping,
     }
-    kwargs = [x for key, value in imagination.items() for x in ("--env-kwarg", f"{key}={value}")]
-    millivid("train-agent", "--env", LANDMARK_ENV_ID, "--out", out / "ppo-imagined", *ppo, *kwargs)
+    kwargs = [
+        x
+        for key, value in imagination.items()
+        if value is not None
+        for x in ("--env-kwarg", f"{key}={value}")
+    ]
+    millivid("train-agent", "--env", args.env_id, "--out", out / "ppo-imagined", *ppo, *kwargs)
 
     rows = [
         ("random", "-", 0, evaluate("random", out, args)),
         ("PPO", "real env", args.steps, evaluate(str(out / "ppo-real"), out, args)),
-        ("PPO", "imagination", args.steps, evaluate(str(out / "ppo-imagined"), out, args)),
+        ("PPO", f"imagination ({args.env_id})", args.steps, evaluate(str(out / "ppo-imagined"), out, args)),
     ]
     lines = [
         f"Real `Loopcraft-Landmark-v0`, {args.episodes} episodes (seeds {args.first_seed}+), 95% CIs",

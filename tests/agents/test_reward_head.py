@@ -82,6 +82,46 @@ def test_train_reward_head_cli(tiny_model, tmp_path, capsys):
     assert "held-out: accuracy" in printed and "in imagination (2 episodes" in printed
 
 
+def test_train_reward_head_on_imagined_frames(tiny_model, tmp_path):
+    out = tmp_path / "head"
+    argv = ["train-reward-head", "--autoencoder", str(tiny_model.autoencoder), "--out", str(out)]
+    argv += ["--episodes", "4", "--max-steps", "20", "--epochs", "2", "--hidden", "16", "--no-progress"]
+    argv += ["--scripted-fraction", "1.0", "--test-fraction", "0.25"]
+    argv += [
+        "--diffusion",
+        str(tiny_model.diffusion),
+        "--imagined-episodes",
+        "4",
+        "--imagined-max-steps",
+        "5",
+    ]
+    assert cli.main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    imagined = metrics["imagined_data"]
+    assert imagined["episodes"] == 4 and imagined["test_episodes"] == 1 and imagined["env"] == LANDMARK_ENV_ID
+    assert 4 <= imagined["frames"] <= 4 * 6  # the start frame and at most 5 steps per episode
+    real, shown = metrics["test_real"], metrics["test_imagined"]
+    assert real["frames"] + shown["frames"] == metrics["test"]["frames"]
+    assert "imagined frames" in (out / "README.md").read_text()
+
+
+def test_imagined_frames_are_labelled_by_the_twin(tiny_model):
+    from agents.landmark_data import collect_imagined_landmark_frames
+
+    kwargs = {**tiny_model.kwargs, "reward_head": str(tiny_model.head_always)}  # it must not end episodes
+    data = collect_imagined_landmark_frames(
+        kwargs, 2, max_steps=4, seed=7, scripted_fraction=1.0, progress=False
+    )
+    assert data.frames.shape[1:] == (64, 64, 3) and data.frames.dtype == np.uint8
+    assert len(data.frames) == len(data.success) == len(data.distance) == len(data.episode)
+    assert np.bincount(data.episode).tolist() == [5, 5] or data.reached.any()
+    real = gym.make("Loopcraft-Landmark-v0")
+    _, info = real.reset(seed=7)  # the imagined episode 0 starts as the real task env with seed 7
+    assert data.distance[0] == pytest.approx(info["landmark_distance"], abs=1e-4)
+    with pytest.raises(ValueError, match="reward_head"):
+        collect_imagined_landmark_frames(tiny_model.kwargs, 1)
+
+
 def make_task_env(tiny_model, head, **overrides):
     return gym.make(ID, **{**tiny_model.kwargs, "reward_head": str(head), **overrides})
 
