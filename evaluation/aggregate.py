@@ -11,6 +11,11 @@ Quality (unpaired): ``buckets[bucket]["fd"]`` is the Fréchet distance between t
 all frames in the bucket (pooled over videos) and the ground-truth frames' features of the same frames;
 ``curves["fd"]`` is the same per 16-frame window. The feature space is named in the report.
 
+Paired differences (``"_paired"``): for the first system against every other system and baseline,
+``{other: {bucket: {"mean", "sem", "n"}}}`` of the per-video LPIPS difference (first - other), the
+revisits bucket over the videos that have revisits: the standard error of a comparison on the same
+loops, smaller than the two entries' own.
+
 Collapse references (``"_collapse"``): the same Fréchet distance for two degenerate "rollouts", flat
 frames of random colours and uniform pixel noise, so that a system's distance has a scale: a rollout
 that collapses to grey or noise scores near them, one that stays in distribution near the bounds.
@@ -138,6 +143,7 @@ def aggregate(
     truth_features = reference.get("features")
     ranges = _ranges(protocol)
     out: dict[str, Any] = {"_revisits": mask.sum(axis=1).astype(int).tolist()}
+    per_video: dict[str, dict[str, np.ndarray]] = {}
     if features is not None and truth_features is not None:
         out["_collapse"] = collapse_references(features, truth_features, protocol)
     for entry in entries:
@@ -165,13 +171,50 @@ def aggregate(
                 for lo in windows
             ]
         out[entry.key] = {"kind": entry.kind, "label": entry.label, "curves": curves, "buckets": buckets}
+        per_video[entry.key] = _bucket_means(data["lpips"], mask, ranges)
         if "rollout_seconds" in data:
             out[entry.key]["rollout_seconds_per_video"] = float(np.mean(data["rollout_seconds"]))
         if "donor" in data:
             out[entry.key]["donors_differ_from_video"] = bool(
                 all((row != n).all() for row, n in zip(data["donor"], numbers, strict=True))
             )
+    out["_paired"] = paired_differences(entries, per_video)
     return out
+
+
+def _bucket_means(
+    values: np.ndarray, mask: np.ndarray, ranges: dict[str, tuple[int, int]]
+) -> dict[str, np.ndarray]:
+    """Per-video means ``(N,)`` of ``(N, T)`` values in every bucket (revisits: NaN without any)."""
+    out = {name: values[:, lo:hi].mean(axis=1) for name, (lo, hi) in ranges.items()}
+    counts = mask.sum(axis=1)
+    with np.errstate(invalid="ignore"):
+        out["revisits"] = np.where(counts > 0, (values * mask).sum(axis=1) / np.maximum(counts, 1), np.nan)
+    return out
+
+
+def paired_differences(
+    entries: list[Entry], per_video: dict[str, dict[str, np.ndarray]]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """LPIPS of the first system minus every other system and baseline, paired over the videos.
+
+    Args:
+        entries: the evaluation's entries.
+        per_video: ``{entry key: {bucket: (N,) per-video mean LPIPS}}``.
+
+    Returns:
+        ``{other entry key: {bucket: {"mean", "sem", "n"}}}``; empty without a system.
+    """
+    systems = [e for e in entries if e.kind == "system" and e.key in per_video]
+    if not systems:
+        return {}
+    first = per_video[systems[0].key]
+    others = [e for e in entries if e.kind in ("system", "baseline", "lower-bound") and e.key in per_video]
+    return {
+        e.key: {b: _stats(first[b] - per_video[e.key][b]) for b in first}
+        for e in others
+        if e.key != systems[0].key
+    }
 
 
 def _pool(features: np.ndarray, lo: int, hi: int) -> np.ndarray:

@@ -89,6 +89,7 @@ def write_report(evaluation: Evaluation, json_path: str | Path | None = None) ->
     results = aggregate(evaluation.store, evaluation.entries, protocol, numbers, evaluation.features)
     revisits = results.pop("_revisits")
     collapse = results.pop("_collapse", None)
+    paired = results.pop("_paired", {})
     metrics = metric_meta(evaluation)
     plots = plot_curves(results, metrics, protocol, root / "plots")
     strip = plot_strips(*_strip_rows(evaluation), root / "strips", protocol.context)
@@ -108,6 +109,7 @@ def write_report(evaluation: Evaluation, json_path: str | Path | None = None) ->
         "buckets": bucket_descriptions(evaluation),
         "revisit_frames_per_video": revisits,
         "results": results,
+        **({"paired_lpips": paired} if paired else {}),
         **({"collapse_references": collapse} if collapse else {}),
         "device": str(evaluation.device),
         "machine": describe_machine(),
@@ -227,6 +229,7 @@ def markdown(document: dict[str, Any]) -> str:
             name = result["label"] + _KIND_NOTE.get(result["kind"], "")
             cells = [_cell(result["buckets"][b].get(metric), digits) for b in BUCKET_NAMES]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += _paired_lines(document)
     lines += _collapse_lines(document)
     lines += ["", "## Plots", ""]
     lines += [f"![{Path(path).stem}]({path})" for path in document["files"]["plots"]]
@@ -235,6 +238,29 @@ def markdown(document: dict[str, Any]) -> str:
                   "true frame, the autoencoded truth and every system's frame.", ""]  # fmt: skip
         lines += [f"![revisits]({path})" for path in document["files"]["strips"]]
     return "\n".join(lines) + "\n"
+
+
+def _paired_lines(document: dict[str, Any]) -> list[str]:
+    """Markdown of the paired LPIPS differences of the first system against the other rows."""
+    paired = document.get("paired_lpips")
+    if not paired:
+        return []
+    results = document["results"]
+    first = next(r["label"] for r in results.values() if r["kind"] == "system")
+    lines = [
+        "",
+        f"## {first} minus each other row, paired over the videos ({document['metrics']['lpips']['label']})",
+        "",
+        "Mean ± standard error over the videos of the per-video difference (negative: "
+        f"{first} is closer to the truth); the revisits column over the videos that have revisits.",
+        "",
+        "| | " + " | ".join(BUCKET_NAMES) + " |",
+        "|---" * (len(BUCKET_NAMES) + 1) + "|",
+    ]
+    for key, buckets in paired.items():
+        cells = [_cell(buckets.get(b), 4) for b in BUCKET_NAMES]
+        lines.append(f"| − {results[key]['label']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _collapse_lines(document: dict[str, Any]) -> list[str]:

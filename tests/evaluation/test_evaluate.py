@@ -460,3 +460,24 @@ def test_copying_options_errors(tiny, tmp_path, capsys, flags, message):
     flags = [str(tmp_path / "warp") if f == "WARP" else f for f in flags]
     assert main(["evaluate", *tiny.common, *flags, "--out", str(tmp_path / "out")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_paired_differences_of_the_first_system(tiny):
+    """report.json's paired LPIPS: millivid minus each row, per video, with the standard error."""
+    report = json.loads((tiny.out / "report.json").read_text())
+    paired = report["paired_lpips"]
+    assert set(paired) == {"framepack", "full-resolution", RANDOM_FRAMES, LAST_CONTEXT_FRAME, ORACLE_LOOKUP}
+    numbers = report["video_numbers"]
+
+    def per_video(key: str) -> np.ndarray:
+        return np.array(
+            [np.load(tiny.out / "per_video" / key / f"{n:06d}.npz")["lpips"].mean() for n in numbers]
+        )
+
+    difference = per_video("millivid") - per_video("framepack")
+    assert paired["framepack"]["all"]["mean"] == pytest.approx(difference.mean(), abs=1e-6)
+    assert paired["framepack"]["all"]["sem"] == pytest.approx(
+        difference.std(ddof=1) / np.sqrt(len(difference)), abs=1e-6
+    )
+    assert paired["framepack"]["all"]["n"] == VIDEOS
+    assert "paired over the videos" in (tiny.out / "report.md").read_text()
