@@ -172,6 +172,8 @@ def aggregate(
             ]
         out[entry.key] = {"kind": entry.kind, "label": entry.label, "curves": curves, "buckets": buckets}
         per_video[entry.key] = _bucket_means(data["lpips"], mask, ranges)
+        if "model_filled" in data:  # frames copied by construction: where the system's model drew
+            out[entry.key]["model_drew"] = _model_drew(data, reference, mask)
         if "rollout_seconds" in data:
             out[entry.key]["rollout_seconds_per_video"] = float(np.mean(data["rollout_seconds"]))
         if "donor" in data:
@@ -180,6 +182,26 @@ def aggregate(
             )
     out["_paired"] = paired_differences(entries, per_video)
     return out
+
+
+def _model_drew(
+    data: dict[str, np.ndarray], reference: dict[str, np.ndarray], mask: np.ndarray
+) -> dict[str, Any]:
+    """Where a system with copied frames showed its model's pixels: how often, and how close.
+
+    Returns:
+        ``fraction`` of all frames (and of the revisit frames) and the LPIPS ``{"mean", "sem", "n"}``
+        over the videos of the per-video mean over those frames (videos without any left out).
+    """
+    filled = data["model_filled"].astype(bool)  # (N, T)
+    counts = filled.sum(axis=1)
+    with np.errstate(invalid="ignore"):
+        lpips = np.where(counts > 0, (data["lpips"] * filled).sum(axis=1) / np.maximum(counts, 1), np.nan)
+    return {
+        "fraction": float(filled.mean()),
+        "fraction_of_revisits": float(filled[mask].mean()) if mask.any() else None,
+        "lpips": _stats(lpips),
+    }
 
 
 def _bucket_means(

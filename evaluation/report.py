@@ -230,6 +230,7 @@ def markdown(document: dict[str, Any]) -> str:
             cells = [_cell(result["buckets"][b].get(metric), digits) for b in BUCKET_NAMES]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += _paired_lines(document)
+    lines += _model_drew_lines(document)
     lines += _collapse_lines(document)
     lines += ["", "## Plots", ""]
     lines += [f"![{Path(path).stem}]({path})" for path in document["files"]["plots"]]
@@ -238,6 +239,34 @@ def markdown(document: dict[str, Any]) -> str:
                   "true frame, the autoencoded truth and every system's frame.", ""]  # fmt: skip
         lines += [f"![revisits]({path})" for path in document["files"]["strips"]]
     return "\n".join(lines) + "\n"
+
+
+def _model_drew_lines(document: dict[str, Any]) -> list[str]:
+    """Markdown of where the systems' models drew (frames copied by construction only)."""
+    rows = [r for r in document["results"].values() if r.get("model_drew")]
+    if not rows:
+        return []
+    label = document["metrics"]["lpips"]["label"]
+    lines = [
+        "",
+        "## Where the model drew",
+        "",
+        "With frames copied by construction the model's pixels are shown only where the copying view "
+        f"explains too little of the frame: how often that was, and the {label} of those frames (mean ± "
+        "standard error over the videos of the per-video mean over them).",
+        "",
+        "| system | frames drawn | of the revisit frames | LPIPS of the frames drawn |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        drew = r["model_drew"]
+        revisits = drew.get("fraction_of_revisits")
+        lines.append(
+            f"| {r['label']} | {drew['fraction']:.1%} | "
+            + ("-" if revisits is None else f"{revisits:.1%}")
+            + f" | {_cell(drew['lpips'], 4)} |"
+        )
+    return lines
 
 
 def _paired_lines(document: dict[str, Any]) -> list[str]:

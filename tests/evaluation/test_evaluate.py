@@ -437,6 +437,10 @@ def test_copied_frames_and_the_short_memory_control(tiny, tmp_path, monkeypatch)
     held = report["results"][LAST_CONTEXT_FRAME]["buckets"]["all"]["lpips"]["mean"]
     assert report["results"]["framepack"]["buckets"]["all"]["lpips"]["mean"] == pytest.approx(held, abs=1e-6)
     assert "revisits" in report["results"]["millivid"]["buckets"]
+    drew = report["results"]["millivid"]["model_drew"]
+    assert drew["fraction"] == 0.0 and drew["lpips"]["n"] == 0  # nothing drawn, nothing scored
+    assert "model_drew" not in report["results"][LAST_CONTEXT_FRAME]
+    assert "## Where the model drew" in (out / "report.md").read_text()
     assert video.frames.shape[0] == CONTEXT + HORIZON
     # Another view is another config: refused in the same folder.
     assert main([*args, "--view", '{"fill_fraction": 0.4}']) == 2
