@@ -34,12 +34,20 @@ class ImaginedJudgement:
         probability: float ``(N,)`` the head's success probability.
         truth: bool ``(N,)`` success from the twin's true pose.
         episode: int64 ``(N,)`` episode of each step.
+        distance: float ``(N,)`` true distance (blocks) to the nearest landmark after the step.
+        frame_error: float ``(N,)`` mean absolute difference of the shown frame from the twin's
+            true frame, in grey levels (0-255).
+        drawn: bool ``(N,)`` whether the diffusion model ran for the step (its pixels fill what
+            nothing seen explains; False: the frame is copied from seen frames alone).
     """
 
     predicted: np.ndarray
     probability: np.ndarray
     truth: np.ndarray
     episode: np.ndarray
+    distance: np.ndarray | None = None
+    frame_error: np.ndarray | None = None
+    drawn: np.ndarray | None = None
 
     def metrics(self) -> dict[str, Any]:
         """Classification metrics over all steps (`classification_metrics`) plus episode counts."""
@@ -49,6 +57,13 @@ class ImaginedJudgement:
         truly = [bool(self.truth[self.episode == e].any()) for e in episodes]
         called = [bool(self.predicted[self.episode == e].any()) for e in episodes]
         out["episodes_truly_reached"], out["episodes_predicted_reached"] = sum(truly), sum(called)
+        true_calls = [bool((self.predicted & self.truth)[self.episode == e].any()) for e in episodes]
+        out["episodes_called_rightly"] = sum(true_calls)
+        out["episodes_called_wrongly"] = sum(c and not t for c, t in zip(called, true_calls, strict=True))
+        if self.frame_error is not None and len(self.frame_error):
+            out["frame_error_mean"] = float(self.frame_error.mean())
+        if self.drawn is not None and len(self.drawn):
+            out["drawn_fraction"] = float(self.drawn.mean())
         return out
 
 
@@ -88,6 +103,8 @@ def judge_in_imagination(
     task = env.reward_model.task
     rng = np.random.default_rng(seed)
     predicted, probability, truth, episode = [], [], [], []
+    distance, frame_error, drawn = [], [], []
+    simulator = getattr(env, "simulator", None)
     for e in tqdm(range(episodes), desc="imagined episodes", unit="episode", disable=not progress):
         _, info = env.reset(seed=seed + e)
         twin = env.ground_truth_env
@@ -96,11 +113,17 @@ def judge_in_imagination(
                 action = int(rng.integers(0, 3))
             else:
                 action = steer_to_landmark(twin.world, twin.pose)
-            _, _, terminated, _, info = env.step(action)
+            filled = getattr(simulator, "frames_filled", 0)
+            frame, _, terminated, _, info = env.step(action)
             predicted.append(bool(info["is_success"]))
             probability.append(float(info["success_prob"]))
-            truth.append(task.is_success(landmark_distance(twin.world, info["pose"])[0]))
+            d = landmark_distance(twin.world, info["pose"])[0]
+            truth.append(task.is_success(d))
             episode.append(e)
+            distance.append(float(d))
+            true_frame = info["ground_truth"]["frame"].astype(np.float32)
+            frame_error.append(float(np.abs(frame.astype(np.float32) - true_frame).mean()))
+            drawn.append(getattr(simulator, "frames_filled", 0) > filled)
             if terminated:
                 break
     env.close()
@@ -109,4 +132,7 @@ def judge_in_imagination(
         probability=np.array(probability, dtype=np.float64),
         truth=np.array(truth, dtype=bool),
         episode=np.array(episode, dtype=np.int64),
+        distance=np.array(distance, dtype=np.float64),
+        frame_error=np.array(frame_error, dtype=np.float64),
+        drawn=np.array(drawn, dtype=bool),
     )

@@ -30,19 +30,30 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=100, help="steps per episode at most")
     parser.add_argument("--epsilon", type=float, default=0.25, help="random actions of the steering policy")
     parser.add_argument("--seed", type=int, default=1_000_001, help="first reset seed (unseen worlds)")
+    parser.add_argument(
+        "--view", default=None, help="JSON of view settings over the id's, e.g. '{\"fill_fraction\": 1.0}'"
+    )
+    parser.add_argument("--success-threshold", type=float, default=None, help="the head's threshold (0.5)")
     parser.add_argument("--out", required=True, help="JSON report")
     args = parser.parse_args()
 
     kwargs = dict(MILLIVID_TASK_VARIANTS[args.env_id])
     if args.reward_head:
         kwargs["reward_head"] = args.reward_head
+    if args.success_threshold is not None:
+        kwargs["success_threshold"] = args.success_threshold
+    if args.view:
+        kwargs["view"] = {**dict(kwargs.get("view") or {}), **json.loads(args.view)}
     start = time.perf_counter()
     judgement = judge_in_imagination(
         kwargs, args.episodes, max_steps=args.max_steps, seed=args.seed, epsilon=args.epsilon
     )
     report = {
         **judgement.metrics(),
+        "by_true_distance": _by_distance(judgement),
         "env_id": args.env_id,
+        "view": kwargs.get("view"),
+        "success_threshold": kwargs.get("success_threshold", 0.5),
         "reward_head": str(kwargs["reward_head"]),
         "episodes_run": args.episodes,
         "max_steps": args.max_steps,
@@ -57,6 +68,9 @@ def main() -> None:
                 "called": bool(judgement.predicted[judgement.episode == e].any()),
                 "first_true_step": _first(judgement.truth[judgement.episode == e]),
                 "max_probability": float(judgement.probability[judgement.episode == e].max()),
+                "min_distance": float(judgement.distance[judgement.episode == e].min()),
+                "frame_error_mean": float(judgement.frame_error[judgement.episode == e].mean()),
+                "drawn_fraction": float(judgement.drawn[judgement.episode == e].mean()),
             }
             for e in sorted(set(judgement.episode.tolist()))
         ],
@@ -65,6 +79,32 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "per_episode"}, indent=2))
+
+
+#: Buckets of true distance (blocks) to the nearest landmark for the breakdown.
+_BUCKETS = ((0.0, 2.0), (2.0, 5.0), (5.0, 10.0), (10.0, 20.0), (20.0, float("inf")))
+
+
+def _by_distance(judgement) -> list[dict]:
+    """Per bucket of true distance: steps, head calls, frame error, how often the model drew."""
+    rows = []
+    for low, high in _BUCKETS:
+        mask = (judgement.distance > low) & (judgement.distance <= high)
+        if low == 0.0:
+            mask |= judgement.distance <= 0.0
+        if not mask.any():
+            continue
+        rows.append(
+            {
+                "distance_blocks": [low, high if high != float("inf") else None],
+                "steps": int(mask.sum()),
+                "head_calls": int(judgement.predicted[mask].sum()),
+                "mean_success_probability": float(judgement.probability[mask].mean()),
+                "frame_error_mean": float(judgement.frame_error[mask].mean()),
+                "drawn_fraction": float(judgement.drawn[mask].mean()),
+            }
+        )
+    return rows
 
 
 def _first(flags) -> int | None:

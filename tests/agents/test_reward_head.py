@@ -220,6 +220,10 @@ def test_imagined_judgement_counts_steps_and_needs_a_head(tiny_model):
     assert (judged.probability > 0.99).all() and not judged.truth.any()  # starts are >= 4 blocks away
     metrics = judged.metrics()
     assert metrics["precision"] == 0.0 and metrics["episodes_predicted_reached"] == 2
+    assert metrics["episodes_called_wrongly"] == 2 and metrics["episodes_called_rightly"] == 0
+    assert judged.frame_error.shape == judged.distance.shape == judged.drawn.shape == (2,)
+    assert (judged.frame_error >= 0).all() and (judged.distance > 2.0).all()
+    assert 0.0 <= metrics["drawn_fraction"] <= 1.0 and metrics["frame_error_mean"] >= 0.0
     never = judge_in_imagination({**kwargs, "reward_head": str(tiny_model.head_never)}, 1, max_steps=4)
     assert len(never.predicted) == 4 and not never.predicted.any()
     with pytest.raises(ValueError, match="needs env_kwargs\\['reward_head'\\]"):
