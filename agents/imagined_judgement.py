@@ -39,6 +39,8 @@ class ImaginedJudgement:
             true frame, in grey levels (0-255).
         drawn: bool ``(N,)`` whether the diffusion model ran for the step (its pixels fill what
             nothing seen explains; False: the frame is copied from seen frames alone).
+        true_frame_probability: float ``(N,)`` the head's success probability on the twin's *true*
+            frame of the step (encoded by the env's autoencoder), with ``true_frames=True``; else None.
     """
 
     predicted: np.ndarray
@@ -48,6 +50,7 @@ class ImaginedJudgement:
     distance: np.ndarray | None = None
     frame_error: np.ndarray | None = None
     drawn: np.ndarray | None = None
+    true_frame_probability: np.ndarray | None = None
 
     def metrics(self) -> dict[str, Any]:
         """Classification metrics over all steps (`classification_metrics`) plus episode counts."""
@@ -64,6 +67,8 @@ class ImaginedJudgement:
             out["frame_error_mean"] = float(self.frame_error.mean())
         if self.drawn is not None and len(self.drawn):
             out["drawn_fraction"] = float(self.drawn.mean())
+        if self.true_frame_probability is not None and len(self.true_frame_probability):
+            out["true_frames"] = classification_metrics(self.true_frame_probability > 0.5, self.truth)
         return out
 
 
@@ -74,6 +79,7 @@ def judge_in_imagination(
     seed: int = 0,
     epsilon: float = 0.25,
     progress: bool = True,
+    true_frames: bool = False,
 ) -> ImaginedJudgement:
     """Run imagined landmark episodes steered by the true pose and record the head's judgements.
 
@@ -85,6 +91,8 @@ def judge_in_imagination(
         seed: first reset seed; also seeds the policy's random actions.
         epsilon: probability of a random action instead of the scripted one.
         progress: show a progress bar.
+        true_frames: also judge the twin's true frame of every step (a control: the same head on the
+            real view of the same pose).
 
     Returns:
         The per-step records. An episode stops when the env terminates (the head called success) or
@@ -103,7 +111,7 @@ def judge_in_imagination(
     task = env.reward_model.task
     rng = np.random.default_rng(seed)
     predicted, probability, truth, episode = [], [], [], []
-    distance, frame_error, drawn = [], [], []
+    distance, frame_error, drawn, true_probability = [], [], [], []
     simulator = getattr(env, "simulator", None)
     for e in tqdm(range(episodes), desc="imagined episodes", unit="episode", disable=not progress):
         _, info = env.reset(seed=seed + e)
@@ -124,6 +132,8 @@ def judge_in_imagination(
             true_frame = info["ground_truth"]["frame"].astype(np.float32)
             frame_error.append(float(np.abs(frame.astype(np.float32) - true_frame).mean()))
             drawn.append(getattr(simulator, "frames_filled", 0) > filled)
+            if true_frames:
+                true_probability.append(_head_probability(env, info["ground_truth"]["frame"]))
             if terminated:
                 break
     env.close()
@@ -135,4 +145,15 @@ def judge_in_imagination(
         distance=np.array(distance, dtype=np.float64),
         frame_error=np.array(frame_error, dtype=np.float64),
         drawn=np.array(drawn, dtype=bool),
+        true_frame_probability=np.array(true_probability, dtype=np.float64) if true_frames else None,
     )
+
+
+def _head_probability(env: Any, frame: np.ndarray) -> float:
+    """The env's reward head's success probability on one frame, encoded as the env encodes its own."""
+    import torch
+
+    with torch.no_grad():
+        latents = env.world_model.encode_frames(frame[None])
+        probability, _ = env.reward_model.head.predict(latents.to(env.world_model.device))
+    return float(probability[0])

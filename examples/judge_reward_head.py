@@ -34,6 +34,9 @@ def main() -> None:
         "--view", default=None, help="JSON of view settings over the id's, e.g. '{\"fill_fraction\": 1.0}'"
     )
     parser.add_argument("--success-threshold", type=float, default=None, help="the head's threshold (0.5)")
+    parser.add_argument(
+        "--true-frames", action="store_true", help="also judge the twin's true frames (a control)"
+    )
     parser.add_argument("--out", required=True, help="JSON report")
     args = parser.parse_args()
 
@@ -46,7 +49,12 @@ def main() -> None:
         kwargs["view"] = {**dict(kwargs.get("view") or {}), **json.loads(args.view)}
     start = time.perf_counter()
     judgement = judge_in_imagination(
-        kwargs, args.episodes, max_steps=args.max_steps, seed=args.seed, epsilon=args.epsilon
+        kwargs,
+        args.episodes,
+        max_steps=args.max_steps,
+        seed=args.seed,
+        epsilon=args.epsilon,
+        true_frames=args.true_frames,
     )
     report = {
         **judgement.metrics(),
@@ -102,6 +110,16 @@ def _by_distance(judgement) -> list[dict]:
                 "mean_success_probability": float(judgement.probability[mask].mean()),
                 "frame_error_mean": float(judgement.frame_error[mask].mean()),
                 "drawn_fraction": float(judgement.drawn[mask].mean()),
+                **(
+                    {
+                        "true_frame_calls": int((judgement.true_frame_probability[mask] > 0.5).sum()),
+                        "true_frame_mean_success_probability": float(
+                            judgement.true_frame_probability[mask].mean()
+                        ),
+                    }
+                    if judgement.true_frame_probability is not None
+                    else {}
+                ),
             }
         )
     return rows

@@ -224,6 +224,9 @@ def test_imagined_judgement_counts_steps_and_needs_a_head(tiny_model):
     assert judged.frame_error.shape == judged.distance.shape == judged.drawn.shape == (2,)
     assert (judged.frame_error >= 0).all() and (judged.distance > 2.0).all()
     assert 0.0 <= metrics["drawn_fraction"] <= 1.0 and metrics["frame_error_mean"] >= 0.0
+    control = judge_in_imagination(kwargs, episodes=1, max_steps=2, progress=False, true_frames=True)
+    assert control.true_frame_probability.shape == (1,) and control.true_frame_probability[0] > 0.99
+    assert control.metrics()["true_frames"]["frames"] == 1 and judged.true_frame_probability is None
     never = judge_in_imagination({**kwargs, "reward_head": str(tiny_model.head_never)}, 1, max_steps=4)
     assert len(never.predicted) == 4 and not never.predicted.any()
     with pytest.raises(ValueError, match="needs env_kwargs\\['reward_head'\\]"):
