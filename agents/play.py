@@ -339,7 +339,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run `millivid play`; returns the exit status (130 after Ctrl-C)."""
     require_pygame()
-    hold = parse_held_keys(args.hold) if getattr(args, "hold", None) else frozenset()
+    try:
+        hold = parse_held_keys(args.hold) if getattr(args, "hold", None) else frozenset()
+    except ValueError as error:
+        raise SystemExit(f"millivid play: --hold: {error}") from None
     env = make_env(args.env, ground_truth=args.ground_truth)
     try:
         fps = float(args.fps if args.fps is not None else env.metadata.get("render_fps") or 20)

@@ -319,6 +319,8 @@ def test_parse_held_keys():
     assert parse_held_keys("w") == {0} and parse_held_keys("WaD") == {0, 1, 2}
     with pytest.raises(ValueError, match="W, A, D"):
         parse_held_keys("x")
+    with pytest.raises(SystemExit, match="--hold"):
+        cli.main(["play", "--hold", "x"])
 
 
 def test_missing_pygame_names_the_extra(monkeypatch):
