@@ -8,6 +8,7 @@ Episodes start exactly like the task envs' (`millivid_env.loopcraft.task.walk_st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,41 +77,19 @@ def collect_landmark_frames(
         raise ValueError("episodes and max_steps must be >= 1, linger >= 0, scripted_fraction in [0, 1]")
     task = task or LandmarkTask()
     env = LoopcraftEnv(resolution=resolution, world_size=world_size)
-    frames, success, distance, episode = [], [], [], []
+    rows = _Rows()
     scripted = np.zeros(episodes, dtype=bool)
     reached = np.zeros(episodes, dtype=bool)
     for e in tqdm(range(episodes), desc="rollouts", unit="episode", disable=not progress):
         rng = np.random.default_rng([seed, e])
         walk_start(rng, env, walk_frames, accept=task.accepts_start, render_frames=False)
         scripted[e] = rng.random() < scripted_fraction
-        frame, left = env.frame, None
-        for _ in range(max_steps + 1):
-            d = landmark_distance(env.world, env.pose)[0]
-            ok = task.is_success(d)
-            frames.append(frame)
-            success.append(ok)
-            distance.append(d)
-            episode.append(e)
-            if ok and left is None:
-                reached[e], left = True, linger
-            if left is not None:
-                if left == 0:
-                    break
-                left -= 1
-            if scripted[e] and left is None and rng.random() >= epsilon:
-                action = steer_to_landmark(env.world, env.pose)
-            else:
-                action = int(rng.integers(0, 3))
-            frame = env.step(action)[0]
+        reached[e] = _labelled_episode(
+            rng, env.frame, env, lambda a: (env.step(a)[0], False), task, bool(scripted[e]),
+            max_steps, epsilon, linger, rows, e,
+        )  # fmt: skip
     env.close()
-    return LabelledFrames(
-        frames=np.stack(frames),
-        success=np.array(success, dtype=bool),
-        distance=np.array(distance, dtype=np.float32),
-        episode=np.array(episode, dtype=np.int64),
-        scripted=scripted,
-        reached=reached,
-    )
+    return rows.finish(scripted, reached)
 
 
 def collect_imagined_landmark_frames(
@@ -155,41 +134,96 @@ def collect_imagined_landmark_frames(
     env = MilliVidEnv(**{**env_kwargs, "ground_truth": True})
     env.reward_model.threshold = float("inf")  # the head's calls never end an episode here
     task = env.reward_model.task
-    frames, success, distance, episode = [], [], [], []
+    rows = _Rows()
     scripted = np.zeros(episodes, dtype=bool)
     reached = np.zeros(episodes, dtype=bool)
+
+    def step(action: int) -> tuple[np.ndarray, bool]:
+        frame, _, terminated, truncated, _ = env.step(action)
+        return frame, terminated or truncated
+
     for e in tqdm(range(episodes), desc="imagined rollouts", unit="episode", disable=not progress):
         rng = np.random.default_rng([seed, e])
         frame, _ = env.reset(seed=seed + e)
-        twin = env.ground_truth_env
         scripted[e] = rng.random() < scripted_fraction
-        left = None
-        for _ in range(max_steps + 1):
-            d = landmark_distance(twin.world, twin.pose)[0]
-            ok = task.is_success(d)
-            frames.append(frame)
-            success.append(ok)
-            distance.append(d)
-            episode.append(e)
-            if ok and left is None:
-                reached[e], left = True, linger
-            if left is not None:
-                if left == 0:
-                    break
-                left -= 1
-            if scripted[e] and left is None and rng.random() >= epsilon:
-                action = steer_to_landmark(twin.world, twin.pose)
-            else:
-                action = int(rng.integers(0, 3))
-            frame, _, terminated, truncated, _ = env.step(action)
-            if terminated or truncated:
-                break
+        reached[e] = _labelled_episode(
+            rng, frame, env.ground_truth_env, step, task, bool(scripted[e]), max_steps, epsilon,
+            linger, rows, e,
+        )  # fmt: skip
     env.close()
-    return LabelledFrames(
-        frames=np.stack(frames),
-        success=np.array(success, dtype=bool),
-        distance=np.array(distance, dtype=np.float32),
-        episode=np.array(episode, dtype=np.int64),
-        scripted=scripted,
-        reached=reached,
-    )
+    return rows.finish(scripted, reached)
+
+
+class _Rows:
+    """The labelled frames of the episodes collected so far."""
+
+    def __init__(self) -> None:
+        self.frames: list[np.ndarray] = []
+        self.success: list[bool] = []
+        self.distance: list[float] = []
+        self.episode: list[int] = []
+
+    def add(self, frame: np.ndarray, success: bool, distance: float, episode: int) -> None:
+        self.frames.append(frame)
+        self.success.append(success)
+        self.distance.append(distance)
+        self.episode.append(episode)
+
+    def finish(self, scripted: np.ndarray, reached: np.ndarray) -> LabelledFrames:
+        return LabelledFrames(
+            frames=np.stack(self.frames),
+            success=np.array(self.success, dtype=bool),
+            distance=np.array(self.distance, dtype=np.float32),
+            episode=np.array(self.episode, dtype=np.int64),
+            scripted=scripted,
+            reached=reached,
+        )
+
+
+def _labelled_episode(
+    rng: np.random.Generator,
+    frame: np.ndarray,
+    truth: Any,
+    step: Callable[[int], tuple[np.ndarray, bool]],
+    task: LandmarkTask,
+    scripted: bool,
+    max_steps: int,
+    epsilon: float,
+    linger: int,
+    rows: _Rows,
+    episode: int,
+) -> bool:
+    """One episode: label each shown frame by the true pose, act, and say whether a landmark was reached.
+
+    Args:
+        rng: the episode's generator (actions).
+        frame: uint8 ``(R, R, 3)`` the first shown frame.
+        truth: the env whose ``world`` and ``pose`` are the truth (the real env, or the twin).
+        step: ``step(action) -> (next shown frame, episode over)``.
+        task: labels (success within its radius).
+        scripted: steer by the true pose (with ``epsilon`` random actions) instead of acting randomly.
+        max_steps: steps at most.
+        epsilon: probability of a random action in a scripted episode.
+        linger: random steps taken after the first success before the episode stops.
+        rows: where the labelled frames go.
+        episode: the episode's number (stored with each frame).
+    """
+    left, reached = None, False
+    for _ in range(max_steps + 1):
+        d = landmark_distance(truth.world, truth.pose)[0]
+        ok = task.is_success(d)
+        rows.add(frame, ok, d, episode)
+        if ok and left is None:
+            reached, left = True, linger
+        if left is not None:
+            if left == 0:
+                break
+            left -= 1
+        if scripted and left is None and rng.random() >= epsilon:
+            action = steer_to_landmark(truth.world, truth.pose)
+        else:
+            action = int(rng.integers(0, 3))
+        frame, done = step(action)
+        if done:
+            break
+    return reached
