@@ -211,9 +211,12 @@ class StreamingSimulator:
             fills: list[torch.Tensor | None] = [None] * len(streams)
             if need:
                 self.frames_filled += len(need)
+                # Only the levels down to the shown one are used: the memory gets the shown frame.
                 generated = clock(
                     "diffusion",
-                    lambda: self._generate([streams[j] for j in need], [actions[j] for j in need]),
+                    lambda: self._generate(
+                        [streams[j] for j in need], [actions[j] for j in need], self.decode_level
+                    ),
                 )
                 decoded = torch.from_numpy(clock("decoder", lambda: self._decode(generated)))
                 for k, j in enumerate(need):
@@ -238,8 +241,11 @@ class StreamingSimulator:
         self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
         return out
 
-    def _generate(self, streams: list[int], actions: Sequence[int]) -> torch.Tensor:
-        """The diffusion model's next latents of some streams, all levels: ``(B, num_tokens, C)``."""
+    def _generate(self, streams: list[int], actions: Sequence[int], finest: int = 0) -> torch.Tensor:
+        """The diffusion model's next latents of some streams: ``(B, num_tokens, C)``.
+
+        Levels below ``finest`` are left 0 (see :func:`~models.rollout.streaming.generate_next_frame`).
+        """
         memories = [self.memories[i] for i in streams]
         contexts = [m.context(self.plan.depths, self.plan.reach) for m in memories]
         past = [torch.cat([c[0][level] for c in contexts]) for level in range(len(self.depths))]
@@ -255,6 +261,7 @@ class StreamingSimulator:
             guidance_scale=self.guidance_scale,
             endpoint=self.endpoint,
             context_t=self.context_noise,
+            finest=finest,
         )
 
     def _decode(self, latents: torch.Tensor) -> np.ndarray:

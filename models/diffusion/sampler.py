@@ -90,6 +90,21 @@ class ContextReuse:
         )
 
 
+def skip_sample(generators: Sequence[torch.Generator], tokens: int, channels: int) -> None:
+    """Advance per-sample generators as a deterministic (``eta = 0``) :func:`sample` call would.
+
+    Such a call draws one ``(1, tokens, channels)`` noise tensor from each sample's generator and
+    nothing else; drawing it here leaves every generator where the skipped call would have, so what a
+    stream generates later does not depend on whether the call ran.
+
+    Args:
+        generators: one generator per sample.
+        tokens: tokens of the skipped call's batch (context and denoised).
+        channels: latent channels.
+    """
+    _noise((len(generators), int(tokens), int(channels)), list(generators), torch.device("cpu"))
+
+
 def _noise(
     shape: tuple[int, ...],
     generator: torch.Generator | Sequence[torch.Generator] | None,

@@ -24,7 +24,7 @@ import torch
 
 from models.diffusion.batch import TokenBatch, cell_tokens
 from models.diffusion.dit import VideoDiT
-from models.diffusion.sampler import ContextReuse, sample
+from models.diffusion.sampler import ContextReuse, sample, skip_sample
 from models.strategies.core import CONTEXT, DENOISED, UNSEEN, Strategy
 from models.tokens import TokenLayout
 
@@ -177,6 +177,7 @@ def generate_next_frame(
     guidance_scale: float = 1.0,
     context_t: float = 0.0,
     endpoint: bool = True,
+    finest: int = 0,
 ) -> torch.Tensor:
     """Generate the next frame of ``B`` streams at all levels, coarse to fine.
 
@@ -202,6 +203,9 @@ def generate_next_frame(
         guidance_scale: classifier-free guidance scale (1.0: none).
         context_t: noise time of the clean context (see :func:`models.diffusion.sampler.sample`).
         endpoint: evaluate at ``t = 0`` last (see :func:`models.diffusion.sampler.sample`).
+        finest: stop after generating this level (finer levels are left 0; the generators still
+            advance as if they had been generated, so later frames are unchanged). For callers that
+            use only the coarse levels, e.g. a frame shown from level 2 and then re-encoded.
 
     Returns:
         float32 ``(B, num_tokens, C)``: the new frame's latents, level 0 first.
@@ -221,7 +225,12 @@ def generate_next_frame(
     actions = torch.cat([past_actions.to(device), action.to(device)[:, None]], dim=1)
     # A frame-causal model encodes the past once per frame instead of once per sub-step.
     reuse = ContextReuse(plan.strategy.denoising_start) if dit.config.frame_causal else None
+    if not 0 <= int(finest) < layout.num_levels:
+        raise ValueError(f"finest must lie in [0, {layout.num_levels - 1}], got {finest!r}")
     for sub in plan.substeps:
+        if sub.target < finest:  # not wanted: only move the noise streams on
+            skip_sample(generators, len(sub.role), channels)
+            continue
         parts = []
         for level in range(layout.num_levels):
             rows = sub.past_rows[level]

@@ -197,3 +197,19 @@ def test_per_sample_generators_in_the_sampler(dit):
     with pytest.raises(ValueError, match="2 generators for a batch of 1"):
         sample(dit, first, steps=2, generator=[torch.Generator(), torch.Generator()])
     assert np.isfinite(both.numpy()).all()
+
+
+def test_finest_stops_early_and_leaves_the_noise_streams_where_they_would_be(plan, dit):
+    """``finest=2`` makes levels 3 and 2 exactly as a full call does, and moves the generators alike."""
+    past, past_actions, action = _inputs(plan, b=2)
+    full_gens = [torch.Generator().manual_seed(s) for s in (3, 4)]
+    short_gens = [torch.Generator().manual_seed(s) for s in (3, 4)]
+    full = generate_next_frame(dit, plan, past, past_actions, action, full_gens, steps=2)
+    short = generate_next_frame(dit, plan, past, past_actions, action, short_gens, steps=2, finest=2)
+    coarse = slice(LAYOUT.level_slice(2).start, LAYOUT.num_tokens)
+    assert torch.equal(short[:, coarse], full[:, coarse])
+    assert short[:, : LAYOUT.level_slice(2).start].abs().sum() == 0  # levels 0 and 1 not generated
+    for a, b in zip(full_gens, short_gens, strict=True):
+        assert torch.equal(a.get_state(), b.get_state())
+    with pytest.raises(ValueError, match="finest must lie in"):
+        generate_next_frame(dit, plan, past, past_actions, action, short_gens, steps=2, finest=4)
