@@ -151,15 +151,10 @@ def aggregate(
             continue
         data = load_entry(store, entry, numbers)
         curves: dict[str, list[float]] = {m: data[m].mean(axis=0).tolist() for m in PAIRED}
-        buckets: dict[str, dict[str, Any]] = {}
-        for name, (lo, hi) in ranges.items():
-            buckets[name] = {m: _stats(data[m][:, lo:hi].mean(axis=1)) for m in PAIRED}
-        with np.errstate(invalid="ignore"):
-            counts = mask.sum(axis=1)
-            buckets["revisits"] = {
-                m: _stats(np.where(counts > 0, (data[m] * mask).sum(axis=1) / np.maximum(counts, 1), np.nan))
-                for m in PAIRED
-            }
+        means = {m: _bucket_means(data[m], mask, ranges) for m in PAIRED}  # per video, per bucket
+        buckets: dict[str, dict[str, Any]] = {
+            name: {m: _stats(means[m][name]) for m in PAIRED} for name in [*ranges, "revisits"]
+        }
         if truth_features is not None and "features" in data:
             feats = data["features"]  # (N, T, D)
             for name, (lo, hi) in ranges.items():
@@ -171,7 +166,7 @@ def aggregate(
                 for lo in windows
             ]
         out[entry.key] = {"kind": entry.kind, "label": entry.label, "curves": curves, "buckets": buckets}
-        per_video[entry.key] = _bucket_means(data["lpips"], mask, ranges)
+        per_video[entry.key] = means["lpips"]
         if "model_filled" in data:  # frames copied by construction: where the system's model drew
             out[entry.key]["model_drew"] = _model_drew(data, reference, mask)
         if "rollout_seconds" in data:
@@ -194,13 +189,10 @@ def _model_drew(
         over the videos of the per-video mean over those frames (videos without any left out).
     """
     filled = data["model_filled"].astype(bool)  # (N, T)
-    counts = filled.sum(axis=1)
-    with np.errstate(invalid="ignore"):
-        lpips = np.where(counts > 0, (data["lpips"] * filled).sum(axis=1) / np.maximum(counts, 1), np.nan)
     return {
         "fraction": float(filled.mean()),
         "fraction_of_revisits": float(filled[mask].mean()) if mask.any() else None,
-        "lpips": _stats(lpips),
+        "lpips": _stats(_masked_means(data["lpips"], filled)),
     }
 
 
@@ -209,10 +201,15 @@ def _bucket_means(
 ) -> dict[str, np.ndarray]:
     """Per-video means ``(N,)`` of ``(N, T)`` values in every bucket (revisits: NaN without any)."""
     out = {name: values[:, lo:hi].mean(axis=1) for name, (lo, hi) in ranges.items()}
+    out["revisits"] = _masked_means(values, mask)
+    return out
+
+
+def _masked_means(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per-video mean ``(N,)`` of ``(N, T)`` values over the masked frames (NaN where none is)."""
     counts = mask.sum(axis=1)
     with np.errstate(invalid="ignore"):
-        out["revisits"] = np.where(counts > 0, (values * mask).sum(axis=1) / np.maximum(counts, 1), np.nan)
-    return out
+        return np.where(counts > 0, (values * mask).sum(axis=1) / np.maximum(counts, 1), np.nan)
 
 
 def paired_differences(

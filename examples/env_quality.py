@@ -43,7 +43,7 @@ from millivid_env.world_model_env import (
 )
 from models.data import load_video
 from models.warp import ActionWarp, load_warp
-from models.warp.view import CopyingView, ViewSettings
+from models.warp.view import CopyingView, ViewSettings, to_frames
 
 BUCKET = 32
 
@@ -224,7 +224,7 @@ def view_only_frames(
     copying = CopyingView(warp, view)
     copying.reset(frames, actions)
     out = [copying.commit(copying.propose(int(a)), None) for a in future]
-    return (torch.stack(out).permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+    return to_frames(torch.stack(out))
 
 
 def revisit_summary(

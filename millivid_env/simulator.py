@@ -30,7 +30,7 @@ from models.checkpoints import require_kind
 from models.rollout.streaming import StreamingPlan, context_depths, generate_next_frame
 from models.strategies import get_strategy
 from models.warp import ActionWarp, load_warp
-from models.warp.view import CopyingView, ViewSettings
+from models.warp.view import CopyingView, ViewSettings, commit_views
 from models.world_model import ARGUMENTS, WorldModel
 
 T = TypeVar("T")
@@ -208,7 +208,7 @@ class StreamingSimulator:
                 "view", lambda: [v.propose(int(a)) for v, a in zip(views, actions, strict=True)]
             )
             need = [j for j, p in enumerate(proposals) if views[j].needs_fill(p)]
-            fills: list[torch.Tensor | None] = [None] * len(streams)
+            decoded = None
             if need:
                 self.frames_filled += len(need)
                 # Only the levels down to the shown one are used: the memory gets the shown frame.
@@ -218,16 +218,8 @@ class StreamingSimulator:
                         [streams[j] for j in need], [actions[j] for j in need], self.decode_level
                     ),
                 )
-                decoded = torch.from_numpy(clock("decoder", lambda: self._decode(generated)))
-                for k, j in enumerate(need):
-                    fills[j] = decoded[k].to(self.world_model.device).permute(2, 0, 1).float() / 255.0
-            frames = clock(
-                "view",
-                lambda: torch.stack(
-                    [v.commit(p, f) for v, p, f in zip(views, proposals, fills, strict=True)]
-                ),
-            )
-            shown = (frames * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+                decoded = clock("decoder", lambda: self._decode(generated))
+            shown = clock("view", lambda: commit_views(views, proposals, decoded, need))
             new = clock("encoder", lambda: self.world_model.encode_frames(shown))
         self.frames_stepped += len(streams)
         for i, latents, action in zip(streams, new, actions, strict=True):

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models.rollout.open_loop import _batched, resolve_strategy, rollout_latents
+from models.rollout.open_loop import prepare_rollout, rollout_latents
 from models.strategies.core import Strategy
 from models.warp import ActionWarp
-from models.warp.view import CopyingView, ViewSettings
+from models.warp.view import CopyingView, ViewSettings, commit_views
 from models.world_model import WorldModel
 
 __all__ = ["CopiedRollout", "imagine_copied"]
@@ -92,16 +92,12 @@ class _ShowFinishedFrames:
 
     def _show(self, buf: torch.Tensor, row: int, frame: int, proposals: list, need: list[int]) -> None:
         """Show frame ``frame`` (buffer row ``row``) of every video and write its latents back."""
-        layout = self.world_model.layout
-        fills: list[torch.Tensor | None] = [None] * len(self.views)
+        decoded = None
         if need:
-            level = layout.level_slice(self.fill_level)
-            decoded = self.world_model.decode_frames(buf[need, row, level], level=self.fill_level)
-            device = self.world_model.device
-            for k, b in enumerate(need):
-                fills[b] = torch.from_numpy(decoded[k]).to(device).permute(2, 0, 1).float() / 255.0
-        shown = torch.stack([v.commit(p, f) for v, p, f in zip(self.views, proposals, fills, strict=True)])
-        images = (shown * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            decoded = self.world_model.decode_frames(
+                buf[need, row, self.world_model.layout.level_slice(self.fill_level)], level=self.fill_level
+            )
+        images = commit_views(self.views, proposals, decoded, need)
         buf[:, row] = self.world_model.encode_frames(images).to(buf.device)
         self.frames[:, frame - self.start] = images
         self.filled[need, frame - self.start] = True
@@ -154,13 +150,6 @@ def imagine_copied(
             another resolution.
     """
     layout = world_model.layout
-    strategy = resolve_strategy(strategy, layout.name)
-    frames, _ = _batched(context_frames, 5, "context_frames")
-    past, _ = _batched(context_actions, 2, "context_actions")
-    future, _ = _batched(future_actions, 2, "future_actions")
-    b, c = frames.shape[:2]
-    if len(generators) != b:
-        raise ValueError(f"pass one generator per video: {b} videos, {len(generators)} generators")
     if warp.config.resolution != layout.image_size:
         raise ValueError(
             f"the warp was fitted on {warp.config.resolution}x{warp.config.resolution} frames but the "
@@ -169,28 +158,19 @@ def imagine_copied(
         )
     if not 0 <= fill_level < layout.num_levels:
         raise ValueError(f"fill_level must lie in [0, {layout.num_levels - 1}], got {fill_level}")
-    if c < strategy.reach:
+    inputs = prepare_rollout(world_model, context_frames, context_actions, future_actions, strategy, chunk)
+    if len(generators) != len(inputs.frames):
         raise ValueError(
-            f"strategy {strategy.name!r} needs at least {strategy.reach} context frames, got {c}; pass more "
-            "context frames"
+            f"pass one generator per video: {len(inputs.frames)} videos, {len(generators)} generators"
         )
     warp = warp.to(world_model.device)
-    views = [CopyingView(warp, view) for _ in range(b)]
-    for v, clip, acts in zip(views, frames, past, strict=True):
+    views = [CopyingView(warp, view) for _ in inputs.frames]
+    for v, clip, acts in zip(views, inputs.frames, inputs.past, strict=True):
         v.reset(clip, acts)
-    keep = strategy.reach
-    size = layout.image_size
-    flat = frames[:, c - keep :].reshape(-1, size, size, 3)
-    encoded = torch.cat(
-        [world_model.encode_frames(part) for part in np.array_split(flat, max(1, -(-len(flat) // chunk)))]
-    )
-    horizon = future.shape[1]
-    latents = torch.zeros(b, keep + horizon, *encoded.shape[1:], device=encoded.device)
-    latents[:, :keep] = encoded.view(b, keep, *encoded.shape[1:])
-    actions = np.concatenate([past[:, c - keep :], future], axis=1).astype(np.int64)
-    hook = _ShowFinishedFrames(world_model, views, actions, keep, horizon, fill_level)
+    keep, horizon = inputs.keep, inputs.horizon
+    hook = _ShowFinishedFrames(world_model, views, inputs.actions.numpy(), keep, horizon, fill_level)
     rollout_latents(
-        world_model.dit, latents, torch.from_numpy(actions), strategy, keep, keep + horizon, steps,
+        world_model.dit, inputs.latents, inputs.actions, inputs.strategy, keep, keep + horizon, steps,
         list(generators), guidance_scale=guidance_scale, context_t=context_t,
         context_window=context_window, hook=hook,
     )  # fmt: skip

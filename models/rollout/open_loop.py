@@ -13,6 +13,7 @@ grow with the length of the given context. ``B`` videos are rolled out together:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -30,7 +31,15 @@ from models.tokens import get_layout
 if TYPE_CHECKING:
     from models.world_model import WorldModel
 
-__all__ = ["StepHook", "imagine", "resolve_strategy", "rollout_latents", "windowed_tokens"]
+__all__ = [
+    "RolloutInputs",
+    "StepHook",
+    "imagine",
+    "prepare_rollout",
+    "resolve_strategy",
+    "rollout_latents",
+    "windowed_tokens",
+]
 
 Generator = torch.Generator | Sequence[torch.Generator] | None
 
@@ -281,6 +290,79 @@ def _batched(array: np.ndarray | torch.Tensor, ndim: int, name: str) -> tuple[np
     return array, False
 
 
+@dataclass
+class RolloutInputs:
+    """Checked, batched inputs of an open-loop rollout from frames (:func:`prepare_rollout`).
+
+    Attributes:
+        strategy: the resolved strategy.
+        frames: uint8 ``(B, C, R, R, 3)`` the context frames as given (batched).
+        past: int ``(B, C)`` their actions.
+        latents: float ``(B, keep + T, num_tokens, C)``: the last ``keep`` context frames encoded,
+            zeros after.
+        actions: int64 ``(B, keep + T)`` the actions of those frames, then the future ones.
+        keep: context frames encoded (the strategy's reach); the rollout starts there.
+        horizon: ``T``.
+        single: the input had no batch axis.
+    """
+
+    strategy: Strategy
+    frames: np.ndarray
+    past: np.ndarray
+    latents: torch.Tensor
+    actions: torch.Tensor
+    keep: int
+    horizon: int
+    single: bool
+
+
+def prepare_rollout(
+    world_model: WorldModel,
+    context_frames: np.ndarray | torch.Tensor,
+    context_actions: np.ndarray | torch.Tensor,
+    future_actions: np.ndarray | torch.Tensor,
+    strategy: Strategy | str,
+    chunk: int = 256,
+) -> RolloutInputs:
+    """Check a rollout's frames and actions, encode the context the strategy reads (see :func:`imagine`).
+
+    Raises:
+        ValueError: shapes or dtypes, fewer context frames than the strategy's reach.
+    """
+    layout = world_model.layout
+    strategy = resolve_strategy(strategy, layout.name)
+    frames, single = _batched(context_frames, 5, "context_frames")
+    past, _ = _batched(context_actions, 2, "context_actions")
+    future, _ = _batched(future_actions, 2, "future_actions")
+    b, c = frames.shape[:2]
+    size = layout.image_size
+    if frames.dtype != np.uint8 or frames.shape[2:] != (size, size, 3):
+        raise ValueError(
+            f"context_frames must be uint8 (B, C, {size}, {size}, 3) for layout {layout.name!r}; "
+            f"got {frames.dtype} {frames.shape}"
+        )
+    if past.shape != (b, c) or future.ndim != 2 or future.shape[0] != b or future.shape[1] < 1:
+        raise ValueError(
+            f"context_actions must be (B, C) = {(b, c)} and future_actions (B, T) with T >= 1; got "
+            f"{past.shape} and {future.shape}"
+        )
+    if c < strategy.reach:
+        raise ValueError(
+            f"strategy {strategy.name!r} needs at least {strategy.reach} context frames, got {c}; pass more "
+            "context frames or use a strategy with a shorter reach"
+        )
+    keep = strategy.reach
+    flat = frames[:, c - keep :].reshape(-1, size, size, 3)
+    encoded = torch.cat(
+        [world_model.encode_frames(part) for part in np.array_split(flat, -(-len(flat) // chunk))]
+    )
+    horizon = future.shape[1]
+    latents = torch.zeros(b, keep + horizon, *encoded.shape[1:], device=encoded.device)
+    latents[:, :keep] = encoded.view(b, keep, *encoded.shape[1:])
+    actions = torch.from_numpy(np.concatenate([past[:, c - keep :], future], axis=1).astype(np.int64))
+    return RolloutInputs(strategy, frames, past, latents, actions, keep, horizon, single)
+
+
 @torch.no_grad()
 def imagine(
     world_model: WorldModel,
@@ -323,36 +405,9 @@ def imagine(
         ValueError: shapes or dtypes, fewer context frames than the strategy's reach, bad action ids.
     """
     dit, layout = world_model.dit, world_model.layout
-    strategy = resolve_strategy(strategy, layout.name)
-    frames, single = _batched(context_frames, 5, "context_frames")
-    past, _ = _batched(context_actions, 2, "context_actions")
-    future, _ = _batched(future_actions, 2, "future_actions")
-    b, c = frames.shape[:2]
-    size = layout.image_size
-    if frames.dtype != np.uint8 or frames.shape[2:] != (size, size, 3):
-        raise ValueError(
-            f"context_frames must be uint8 (B, C, {size}, {size}, 3) for layout {layout.name!r}; "
-            f"got {frames.dtype} {frames.shape}"
-        )
-    if past.shape != (b, c) or future.ndim != 2 or future.shape[0] != b or future.shape[1] < 1:
-        raise ValueError(
-            f"context_actions must be (B, C) = {(b, c)} and future_actions (B, T) with T >= 1; got "
-            f"{past.shape} and {future.shape}"
-        )
-    if c < strategy.reach:
-        raise ValueError(
-            f"strategy {strategy.name!r} needs at least {strategy.reach} context frames, got {c}; pass more "
-            "context frames or use a strategy with a shorter reach"
-        )
-    keep = strategy.reach
-    flat = frames[:, c - keep :].reshape(-1, size, size, 3)
-    encoded = torch.cat(
-        [world_model.encode_frames(part) for part in np.array_split(flat, -(-len(flat) // chunk))]
-    )
-    horizon = future.shape[1]
-    latents = torch.zeros(b, keep + horizon, *encoded.shape[1:], device=encoded.device)
-    latents[:, :keep] = encoded.view(b, keep, *encoded.shape[1:])
-    actions = torch.from_numpy(np.concatenate([past[:, c - keep :], future], axis=1).astype(np.int64))
+    inputs = prepare_rollout(world_model, context_frames, context_actions, future_actions, strategy, chunk)
+    strategy, latents, actions = inputs.strategy, inputs.latents, inputs.actions
+    b, keep, horizon = inputs.frames.shape[0], inputs.keep, inputs.horizon
     out = rollout_latents(
         dit, latents, actions, strategy, keep, keep + horizon, steps, generator,
         guidance_scale=guidance_scale, endpoint=endpoint, context_t=context_t, progress=progress,
@@ -361,4 +416,4 @@ def imagine(
     level0 = out[:, keep:, layout.level_slice(0)].reshape(b * horizon, layout.tokens_per_level[0], -1)
     images = np.concatenate([world_model.decode_frames(part, 0) for part in level0.split(chunk)])
     images = images.reshape(b, horizon, *images.shape[1:])
-    return images[0] if single else images
+    return images[0] if inputs.single else images

@@ -31,7 +31,7 @@ import torch
 
 from models.warp.homography import ActionWarp, apply_homographies
 
-__all__ = ["CopyingView", "ViewSettings", "ViewState", "dead_reckon"]
+__all__ = ["CopyingView", "ViewSettings", "ViewState", "commit_views", "dead_reckon", "to_frames"]
 
 
 @dataclass(frozen=True)
@@ -298,3 +298,31 @@ class CopyingView:
 def _newest_argmin(values: np.ndarray) -> int:
     """Index of the smallest value; among equals the last (the newest frame)."""
     return len(values) - 1 - int(np.argmin(values[::-1]))
+
+
+def to_frames(images: torch.Tensor) -> np.ndarray:
+    """Float ``(N, 3, R, R)`` images in ``[0, 1]`` ⇒ uint8 ``(N, R, R, 3)`` frames (what is shown)."""
+    return (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def commit_views(
+    views: list[CopyingView], proposals: list[Proposal], decoded: np.ndarray | None, need: list[int]
+) -> np.ndarray:
+    """Commit one step of several views, the model's frames filling those that need them.
+
+    Args:
+        views: the views stepped.
+        proposals: each view's :meth:`CopyingView.propose` of this step.
+        decoded: uint8 ``(len(need), R, R, 3)`` the model's frames of the views in ``need`` (None when
+            ``need`` is empty).
+        need: positions in ``views`` of the views whose fill is given, in the order of ``decoded``.
+
+    Returns:
+        uint8 ``(len(views), R, R, 3)`` the shown frames.
+    """
+    fills: list[torch.Tensor | None] = [None] * len(views)
+    if need:
+        images = torch.from_numpy(np.ascontiguousarray(decoded)).permute(0, 3, 1, 2).float() / 255.0
+        for k, j in enumerate(need):
+            fills[j] = images[k].to(views[j].warp.delta.device)
+    return to_frames(torch.stack([v.commit(p, f) for v, p, f in zip(views, proposals, fills, strict=True)]))
