@@ -128,8 +128,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ent-coef", type=float, default=0.01)
     parser.add_argument("--checkpoint-every", type=int, default=10_000, help="env steps between checkpoints")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    parser.add_argument(
+        "--coarse-input",
+        type=int,
+        default=None,
+        metavar="POOL",
+        help="the policy sees the frame average-pooled by POOL (agents.coarse_cnn.CoarseCNN) instead of "
+        "through SB3's NatureCNN",
+    )
     parser.add_argument("--device", default="cpu", help="torch device of the policy (default cpu)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1))
+
+
+def _policy_kwargs(coarse_input: int | None) -> dict[str, Any] | None:
+    """PPO's ``policy_kwargs`` for ``--coarse-input`` (None: SB3's default CnnPolicy)."""
+    if coarse_input is None:
+        return None
+    from agents.coarse_cnn import CoarseCNN
+
+    return {"features_extractor_class": CoarseCNN, "features_extractor_kwargs": {"pool": int(coarse_input)}}
 
 
 def _save_atomic(model: Any, path: Path) -> None:
@@ -173,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
             n_epochs=args.n_epochs,
             gamma=args.gamma,
             ent_coef=args.ent_coef,
+            policy_kwargs=_policy_kwargs(args.coarse_input),
             seed=args.seed,
             device=args.device,
             verbose=args.verbose,
@@ -197,7 +215,9 @@ def run(args: argparse.Namespace) -> int:
         "num_envs": args.num_envs,
         "seed": args.seed,
         "algorithm": "PPO",
-        "policy": "CnnPolicy",
+        "policy": "CnnPolicy"
+        if args.coarse_input is None
+        else f"CnnPolicy + CoarseCNN(pool={args.coarse_input})",
         "hyperparameters": {
             "n_steps": args.n_steps,
             "batch_size": args.batch_size,

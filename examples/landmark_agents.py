@@ -56,6 +56,12 @@ def main() -> None:
         help="reward-head checkpoint (default: the bundled loopcraft-64-landmark; with --tiny or "
         "--train-head, one is trained on --autoencoder)",
     )
+    parser.add_argument(
+        "--landmark-locator",
+        help="judge imagination on a map of the context's landmarks read by this locator checkpoint "
+        "(e.g. the bundled loopcraft-64-locator) instead of a reward head; 'truth': the true landmarks "
+        "(a diagnostic upper bound)",
+    )
     parser.add_argument("--train-head", action="store_true", help="train a reward head on --autoencoder")
     parser.add_argument("--head-episodes", type=int, default=200, help="episodes to train the head on")
     parser.add_argument("--tiny", action="store_true", help="tiny random checkpoints (smoke run)")
@@ -64,6 +70,10 @@ def main() -> None:
         "--shaping", type=float, default=0.1, help="training reward per block of progress (0: sparse)"
     )
     parser.add_argument("--num-envs", type=int, default=4)
+    parser.add_argument(
+        "--coarse-input", type=int, default=None, metavar="POOL",
+        help="both PPO policies see the frame average-pooled by POOL (millivid train-agent --coarse-input)",
+    )  # fmt: skip
     parser.add_argument(
         "--sampling-steps", type=int, default=None, help="sampler steps in imagination (default: the id's)"
     )
@@ -86,9 +96,11 @@ def main() -> None:
 
         ae, dit = save_tiny_world_model(out / "tiny-model", dit_width=64)
         args.autoencoder, args.diffusion = str(ae), str(dit)
-    if args.reward_head is None and not (args.tiny or args.train_head):
+    if args.landmark_locator is not None:
+        pass  # imagination is judged on the landmark map: no reward head
+    elif args.reward_head is None and not (args.tiny or args.train_head):
         args.reward_head = "loopcraft-64-landmark"  # trained on the bundled loopcraft-64 autoencoder
-    if args.reward_head is None:
+    elif args.reward_head is None:
         args.reward_head = str(out / "reward-head")
         millivid(
             "train-reward-head", "--autoencoder", args.autoencoder or "loopcraft-64",
@@ -98,6 +110,7 @@ def main() -> None:
 
     ppo = ["--steps", args.steps, "--num-envs", args.num_envs, "--seed", args.seed, "--verbose", 0]
     ppo += ["--checkpoint-every", args.checkpoint_every, *(["--resume"] if args.resume else [])]
+    ppo += [] if args.coarse_input is None else ["--coarse-input", args.coarse_input]
     # Shaping only changes the training reward; evaluation counts successes in the sparse task. In
     # imagination it acts on the reward head's predicted distance instead of the true one.
     real = ["--env-kwarg", f"shaping={args.shaping}"]
@@ -107,10 +120,15 @@ def main() -> None:
         "checkpoint": args.diffusion,
         "autoencoder": args.autoencoder,
         "reward_head": args.reward_head,
+        "landmark_locator": args.landmark_locator,
         "sampling_steps": args.sampling_steps,
         "shaping": args.shaping,
     }
-    kwargs = [
+    if args.landmark_locator is not None:
+        kwargs = ["--env-kwarg", "reward_head=null"]  # the id's head gives way to the map
+    else:
+        kwargs = []
+    kwargs += [
         x
         for key, value in imagination.items()
         if value is not None

@@ -42,6 +42,9 @@ COMMANDS: dict[str, Command] = {
     "eval-autoencoder": Command("evaluation.autoencoder_eval", "autoencoder PSNR/SSIM/perceptual per level"),
     "play": Command("agents.play", "play an env with the keyboard in a pygame window"),
     "train-reward-head": Command("agents.reward_head_cli", "train the landmark reward head on latents"),
+    "train-landmark-locator": Command(
+        "agents.locator_cli", "train the landmark locator that maps the context for imagined rewards"
+    ),
     "train-agent": Command("agents.train_agent", "train a PPO agent (real env or in imagination)"),
     "eval-agent": Command("agents.eval_agent", "success rate and return of an agent in the real world"),
     "bench": Command("evaluation.bench.cli", "measure speed (frames/s, FLOP utilisation) side by side"),

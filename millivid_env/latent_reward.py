@@ -13,14 +13,16 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from millivid_env.landmark_map import LandmarkMapReward
 from millivid_env.loopcraft.task import LandmarkTask
 from millivid_env.memory import HierarchicalMemory
 from millivid_env.registration import LANDMARK_ENV_ID
 from models.checkpoints import CheckpointError, require_kind
 from models.reward_head import RewardHead, load_reward_head
+from models.warp.homography import ActionWarp
 from models.world_model import ARGUMENTS, WorldModel
 
-__all__ = ["LatentReward", "latent_reward_or_none"]
+__all__ = ["LatentReward", "latent_reward_or_none", "task_reward_or_none"]
 
 
 class LatentReward:
@@ -70,6 +72,31 @@ class LatentReward:
             config.shaping if shaping is None else float(shaping),
         )
 
+    def start(
+        self,
+        stream: int,
+        frames: np.ndarray,
+        actions: np.ndarray,
+        world: object = None,
+        true_poses: object = None,
+    ) -> None:
+        """Nothing to prepare at reset: the head reads each new frame."""
+
+    def advance(self, stream: int, action: int) -> None:
+        """Nothing to track between frames: the head reads each new frame."""
+
+    def state(self, stream: int) -> None:
+        """Nothing kept per stream (for env snapshots)."""
+
+    def restore(self, stream: int, state: None) -> None:
+        """Nothing kept per stream (for env snapshots)."""
+
+    def judge(
+        self, memories: Sequence[HierarchicalMemory], streams: Sequence[int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`evaluate` on the newest frames of the given streams."""
+        return self.evaluate([memories[i] for i in streams])
+
     def evaluate(self, memories: Sequence[HierarchicalMemory]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Judge the newest frame of every memory in one batch.
 
@@ -113,3 +140,37 @@ def latent_reward_or_none(
             )
         return None
     return LatentReward(reward_head, world_model, threshold, shaping)
+
+
+def task_reward_or_none(
+    reward_head: str | os.PathLike[str] | None,
+    landmark_locator: str | os.PathLike[str] | None,
+    world_model: WorldModel,
+    warp: ActionWarp | None,
+    threshold: float,
+    shaping: float | None,
+    num_streams: int,
+) -> LatentReward | LandmarkMapReward | None:
+    """The env's task reward: a reward head on the frames, a map of the context's landmarks, or None.
+
+    Raises:
+        ValueError: both given; ``landmark_locator`` without a ``warp`` (its fitted motion dead-reckons
+            the pose); ``shaping`` without a task.
+    """
+    if landmark_locator is None:
+        return latent_reward_or_none(reward_head, world_model, threshold, shaping)
+    if reward_head is not None:
+        raise ValueError(
+            "pass reward_head=... (a head on each frame) or landmark_locator=... (a map of the context), "
+            "not both"
+        )
+    if warp is None:
+        raise ValueError(
+            "landmark_locator needs warp=... (e.g. 'loopcraft-64-warp'): its fitted motion per action "
+            "dead-reckons the pose that the map judges"
+        )
+    if shaping is not None and not float(shaping) >= 0.0:
+        raise ValueError(f"shaping must be >= 0 (0: sparse reward), got {shaping!r}")
+    task = LandmarkTask(shaping=0.0 if shaping is None else float(shaping))
+    motion = warp.motion.detach().cpu().double().numpy()
+    return LandmarkMapReward(landmark_locator, motion, num_streams, task, device=str(world_model.device))

@@ -13,7 +13,7 @@ import torch
 from gymnasium import spaces
 
 from millivid_env.context import check_context_frames, start_episode
-from millivid_env.latent_reward import latent_reward_or_none
+from millivid_env.latent_reward import task_reward_or_none
 from millivid_env.loopcraft.env import LoopcraftEnv, check_render_mode
 from millivid_env.loopcraft.physics import validate_action
 from millivid_env.memory import HierarchicalMemory, MemorySnapshot
@@ -47,10 +47,8 @@ class EnvSnapshot:
     world_seed: int | None
     twin: tuple[Any, np.ndarray, int] | None  # (world, pose, steps) of the ground-truth twin
     truth_frame: np.ndarray | None
-    reward_state: tuple[float, tuple[bool, float] | None] = (
-        float("inf"),
-        None,
-    )  # reward head: distance, verdict
+    # The task reward's: distance, verdict, and its own per-stream state (the landmark map's pose).
+    reward_state: tuple[float, tuple[bool, float] | None, Any] = (float("inf"), None, None)
     view: ViewState | None = None  # the copied view (envs with a warp)
 
 
@@ -235,6 +233,7 @@ class MilliVidEnv(gym.Env):
         decode_level: int = 0,
         warp: str | None = None,
         view: dict[str, Any] | None = None,
+        landmark_locator: str | None = None,
     ) -> None:
         """Load the world model (once per process) and build the spaces; see the class docstring."""
         self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
@@ -255,9 +254,9 @@ class MilliVidEnv(gym.Env):
             decode_level=decode_level,
             warp=warp,
             view=view,
+            landmark_locator=landmark_locator,
         )
         self.world_model = WorldModel.load(autoencoder, checkpoint, device)
-        self.reward_model = latent_reward_or_none(reward_head, self.world_model, success_threshold, shaping)
         self._distance = float("inf")
         self._judgement: tuple[bool, float] | None = None
         self.simulator = StreamingSimulator(
@@ -265,6 +264,15 @@ class MilliVidEnv(gym.Env):
             context_noise=context_noise, guidance_scale=guidance_scale, decode_level=decode_level,
             warp=load_warp_or_none(warp, self.world_model), view=view_settings(view, warp),
         )  # fmt: skip
+        self.reward_model = task_reward_or_none(
+            reward_head,
+            landmark_locator,
+            self.world_model,
+            self.simulator.warp,
+            success_threshold,
+            shaping,
+            1,
+        )
         self.context_frames = check_context_frames(context_frames, self.simulator.min_context)
         self.ground_truth = bool(ground_truth)
         size = self.world_model.layout.image_size
@@ -308,6 +316,8 @@ class MilliVidEnv(gym.Env):
             accept=None if self.reward_model is None else self.reward_model.task.accepts_start,
         )
         self.simulator.reset_stream(0, start.frames, start.actions, start.torch_seed)
+        if self.reward_model is not None:
+            self.reward_model.start(0, start.frames, start.actions, self._twin.world, start.poses)
         keep = self.simulator.min_context
         self._history = deque(
             zip(start.frames[-keep:], start.actions[-keep:].tolist(), strict=True), maxlen=keep
@@ -331,7 +341,7 @@ class MilliVidEnv(gym.Env):
         """Reward-head verdict on the newest frame: (success, reward); (False, 0.0) without a head."""
         if self.reward_model is None:
             return False, 0.0
-        success, prob, distance = self.reward_model.evaluate([self.memory])
+        success, prob, distance = self.reward_model.judge([self.memory], [0])
         reward = self.reward_model.rewards(success, np.array([self._distance]), distance)[0]
         self._distance = float(distance[0])
         self._judgement = (bool(success[0]), float(prob[0]))
@@ -343,6 +353,8 @@ class MilliVidEnv(gym.Env):
         if self._obs is None:
             raise gym.error.ResetNeeded("call env.reset() before env.step() (no episode has started)")
         frame = self.simulator.step([act])[0]
+        if self.reward_model is not None:
+            self.reward_model.advance(0, act)
         if self.ground_truth:
             self._truth_frame = self._twin.step(act)[0]
         self._obs = frame
@@ -408,7 +420,11 @@ class MilliVidEnv(gym.Env):
             world_seed=self._world_seed,
             twin=twin,
             truth_frame=None if self._truth_frame is None else self._truth_frame.copy(),
-            reward_state=(self._distance, self._judgement),
+            reward_state=(
+                self._distance,
+                self._judgement,
+                None if self.reward_model is None else self.reward_model.state(0),
+            ),
             view=None if self.simulator.views is None else self.simulator.views[0].state(),
         )
 
@@ -425,7 +441,9 @@ class MilliVidEnv(gym.Env):
         self._history = deque(state.history, maxlen=self._history.maxlen)
         self._world_seed = state.world_seed
         self._truth_frame = None if state.truth_frame is None else state.truth_frame.copy()
-        self._distance, self._judgement = state.reward_state
+        self._distance, self._judgement, reward_stream = state.reward_state
+        if self.reward_model is not None:
+            self.reward_model.restore(0, reward_stream)
         if state.twin is not None:
             world, pose, steps = state.twin
             self._twin.world, self._twin.world_seed = world, self._world_seed

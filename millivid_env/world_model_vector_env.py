@@ -18,7 +18,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from millivid_env.context import check_context_frames, start_episode
-from millivid_env.latent_reward import latent_reward_or_none
+from millivid_env.latent_reward import task_reward_or_none
 from millivid_env.loopcraft.env import LoopcraftEnv, check_render_mode
 from millivid_env.loopcraft.physics import validate_action
 from millivid_env.memory import HierarchicalMemory
@@ -97,6 +97,7 @@ class MilliVidVectorEnv(VectorEnv):
         decode_level: int = 0,
         warp: str | None = None,
         view: dict[str, Any] | None = None,
+        landmark_locator: str | None = None,
     ) -> None:
         """Load the model (once per process) and build the batched spaces; see the class docstring."""
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
@@ -110,11 +111,14 @@ class MilliVidVectorEnv(VectorEnv):
         self.max_episode_steps = None if max_episode_steps in (None, -1) else int(max_episode_steps)
         self.render_mode = render_mode
         self.world_model = WorldModel.load(autoencoder, checkpoint, device)
-        self.reward_model = latent_reward_or_none(reward_head, self.world_model, success_threshold, shaping)
         self.simulator = StreamingSimulator(
             self.world_model, num_envs, sampling_steps, endpoint=sampler_endpoint,
             context_noise=context_noise, guidance_scale=guidance_scale, decode_level=decode_level,
             warp=load_warp_or_none(warp, self.world_model), view=view_settings(view, warp),
+        )  # fmt: skip
+        self.reward_model = task_reward_or_none(
+            reward_head, landmark_locator, self.world_model, self.simulator.warp, success_threshold, shaping,
+            num_envs,
         )  # fmt: skip
         self.context_frames = check_context_frames(context_frames, self.simulator.min_context)
         self.ground_truth = bool(ground_truth)
@@ -157,11 +161,13 @@ class MilliVidVectorEnv(VectorEnv):
             accept=None if self.reward_model is None else self.reward_model.task.accepts_start,
         )
         self.simulator.reset_stream(i, start.frames, start.actions, start.torch_seed)
+        if self.reward_model is not None:
+            self.reward_model.start(i, start.frames, start.actions, self._twins[i].world, start.poses)
         self._obs[i] = start.frames[-1]
         self._truth[i] = start.frames[-1]
         self._steps[i] = 0
         if self.reward_model is not None:
-            success, prob, distance = self.reward_model.evaluate([self.memories[i]])
+            success, prob, distance = self.reward_model.judge(self.memories, [i])
             self._success[i], self._prob[i], self._distance[i] = success[0], prob[0], distance[0]
         return self._info(i)
 
@@ -213,6 +219,9 @@ class MilliVidVectorEnv(VectorEnv):
             )
         acts = [validate_action(a) for a in actions]
         self._obs[:] = self.simulator.step(acts)
+        if self.reward_model is not None:
+            for i, act in enumerate(acts):
+                self.reward_model.advance(i, act)
         if self.ground_truth:
             for i, (twin, act) in enumerate(zip(self._twins, acts, strict=True)):
                 self._truth[i] = twin.step(act)[0]
@@ -220,7 +229,7 @@ class MilliVidVectorEnv(VectorEnv):
         rewards = np.zeros(self.num_envs, dtype=np.float64)
         terminations = np.zeros(self.num_envs, dtype=np.bool_)
         if self.reward_model is not None:
-            success, self._prob[:], distance = self.reward_model.evaluate(self.memories)
+            success, self._prob[:], distance = self.reward_model.judge(self.memories, range(self.num_envs))
             rewards = self.reward_model.rewards(success, self._distance, distance)
             self._success[:], self._distance[:] = success, distance
             terminations = success.copy()

@@ -27,6 +27,7 @@ ARGUMENTS: dict[str, str] = {
     "diffusion": "checkpoint",
     "reward-head": "reward_head",
     "action-warp": "warp",
+    "landmark-locator": "landmark_locator",
 }
 
 _CACHE: dict[tuple[str, str, str], WorldModel] = {}

@@ -31,7 +31,16 @@ import torch
 
 from models.warp.homography import ActionWarp, apply_homographies
 
-__all__ = ["CopyingView", "ViewSettings", "ViewState", "commit_views", "dead_reckon", "to_frames"]
+__all__ = [
+    "CopyingView",
+    "ViewSettings",
+    "ViewState",
+    "commit_views",
+    "dead_reckon",
+    "move_pose",
+    "reckon",
+    "to_frames",
+]
 
 
 @dataclass(frozen=True)
@@ -82,17 +91,21 @@ def dead_reckon(warp: ActionWarp, actions: np.ndarray, start: np.ndarray | None 
     Returns:
         float64 ``(T, 3)`` (x, z, yaw) per frame.
     """
-    motion = warp.motion.detach().cpu().double().numpy()  # (A, 2)
+    return reckon(warp.motion.detach().cpu().double().numpy(), actions, start)
+
+
+def reckon(motion: np.ndarray, actions: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+    """:func:`dead_reckon` from a motion table: float ``(A, 2)`` blocks forward, degrees turned per action."""
     pose = np.zeros(3) if start is None else np.asarray(start, dtype=np.float64).copy()
     poses = np.empty((len(actions), 3))
     for i, action in enumerate(np.asarray(actions)):
         if i > 0:
-            pose = _moved(pose, motion[int(action)])
+            pose = move_pose(pose, motion[int(action)])
         poses[i] = pose
     return poses
 
 
-def _moved(pose: np.ndarray, motion: np.ndarray) -> np.ndarray:
+def move_pose(pose: np.ndarray, motion: np.ndarray) -> np.ndarray:
     """``(x, z, yaw)`` after walking ``motion[0]`` blocks along the view, then turning ``motion[1]``°."""
     yaw = np.deg2rad(pose[2])
     x = pose[0] - np.sin(yaw) * motion[0]
@@ -182,7 +195,7 @@ class CopyingView:
         if self.frame is None or self.confidence is None:
             raise RuntimeError("reset() the view before stepping it")
         s = self.settings
-        pose = _moved(self.pose, self._motion[action])
+        pose = move_pose(self.pose, self._motion[action])
         # The previous frame unmoved, at confidence 0: shown only where no source sees a pixel and the
         # model is not run (argmax takes the first of equal confidences).
         images, confidences = [self.frame], [torch.zeros_like(self.confidence)]

@@ -2,6 +2,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -112,6 +113,11 @@ def test_bundled_checkpoints_load_offline():
             assert VideoDiT.from_pretrained(name).config.layout == "loopcraft-64"
         elif kind == "action-warp":
             assert load_warp(name).config.resolution == 64
+        elif kind == "landmark-locator":
+            from models.landmark_locator import load_landmark_locator
+
+            probability, _ = load_landmark_locator(name).locate(np.zeros((1, 64, 64, 3), np.uint8))
+            assert probability.shape == (1, 16)
         else:
             assert kind == "autoencoder", f"{name}: unknown kind {kind!r}"
             model = load_autoencoder(name)
