@@ -32,6 +32,8 @@ WARP_CHECKPOINT = "loopcraft-64-warp"
 DEFAULT_ENV_ID = "MilliVid-Loopcraft-v4"
 FAST_ENV_ID = "MilliVid-Loopcraft-Fast-v4"
 LANDMARK_ENV_ID = "MilliVid-Loopcraft-Landmark-v4"
+#: The same task judged on a map of the context's landmarks instead of a head on each frame.
+LANDMARK_MAP_ENV_ID = "MilliVid-Loopcraft-LandmarkMap-v4"
 
 #: World-model ids -> constructor kwargs. A change that alters frames (checkpoint, sampler, resolution)
 #: needs a new id or a version bump (README "Environment Versioning"); `gym.make` of a version that is
@@ -57,13 +59,22 @@ MILLIVID_VARIANTS: dict[str, dict[str, object]] = {
 }
 
 #: World-model task ids -> constructor kwargs: reward and termination come from a reward head on the
-#: model's latents (`models.reward_head`). Kept apart from `MILLIVID_VARIANTS` (other episode length).
+#: model's latents (`models.reward_head`) or, for `-LandmarkMap-`, from the landmark map of the real
+#: context frames and the dead-reckoned pose (`millivid_env.landmark_map`; agents trained there
+#: transfer to the real world, docs/results/landmark-map). Kept apart from `MILLIVID_VARIANTS` (other
+#: episode length).
 MILLIVID_TASK_VARIANTS: dict[str, dict[str, object]] = {
     LANDMARK_ENV_ID: {
         **_V1,
         "checkpoint": ENV_CHECKPOINT,
         "sampling_steps": 3,
         "reward_head": "loopcraft-64-landmark",
+    },
+    LANDMARK_MAP_ENV_ID: {
+        **_V1,
+        "checkpoint": ENV_CHECKPOINT,
+        "sampling_steps": 3,
+        "landmark_locator": "loopcraft-64-locator",
     },
 }
 

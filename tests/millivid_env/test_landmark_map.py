@@ -182,3 +182,19 @@ def test_vector_env_judges_every_sub_env_on_its_own_map(tiny_model) -> None:
     assert not np.allclose(reward.poses[0][:2], before[0][:2])
     assert rewards.shape == (2,) and rewards[1] == pytest.approx(0.0)
     envs.close()
+
+
+def test_registered_map_id_passes_both_env_checkers_with_the_bundled_locator(make_env) -> None:
+    from gymnasium.utils.env_checker import check_env
+
+    from millivid_env.registration import LANDMARK_MAP_ENV_ID
+
+    env = make_env(LANDMARK_MAP_ENV_ID)
+    assert env.spec.max_episode_steps == 200
+    reward = env.unwrapped.reward_model
+    assert isinstance(reward, LandmarkMapReward) and reward.locator is not None
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3 = pytest.importorskip("stable_baselines3.common.env_checker")
+    sb3.check_env(env.unwrapped, warn=False)
+    _, info = env.reset(seed=2)
+    assert isinstance(info["is_success"], bool)
