@@ -2,11 +2,15 @@
 
 All three are evaluated in the *real* world (`Loopcraft-Landmark-v0`) on the same seeds; the two PPO
 agents get the same number of env steps and the same training reward (sparse success + a small
-distance shaping, `--shaping`; from the true pose in the real env, from the reward head's predicted
-distance in imagination). Prints (and writes) a Markdown table with 95% intervals.
+distance shaping, `--shaping`; from the true pose in the real env, in imagination from the reward
+head's predicted distance or, with ``--landmark-locator`` or a ``-LandmarkMap-`` id, from the landmark
+map of the context and the dead-reckoned pose). Prints (and writes) a Markdown table with 95% intervals.
 
     # the bundled checkpoints (autoencoder, diffusion model, reward head), small CPU budgets:
     python examples/landmark_agents.py --steps 20480 --num-envs 8 --episodes 200
+    # what transfers (docs/results/landmark-map): the landmark map reward and a coarse-input policy
+    python examples/landmark_agents.py --env-id MilliVid-Loopcraft-LandmarkMap-v4 --coarse-input 4 \
+        --steps 20480 --num-envs 8 --episodes 200
     # another world model: pass a reward head trained on its autoencoder A, or train one:
     python examples/landmark_agents.py --autoencoder A --diffusion D --reward-head runs/landmark-head
     python examples/landmark_agents.py --autoencoder A --diffusion D --train-head
@@ -21,7 +25,7 @@ import json
 from pathlib import Path
 
 from millivid_env import cli
-from millivid_env.registration import LANDMARK_ENV_ID
+from millivid_env.registration import LANDMARK_ENV_ID, MILLIVID_TASK_VARIANTS
 
 
 def millivid(*argv: object) -> None:
@@ -96,7 +100,10 @@ def main() -> None:
 
         ae, dit = save_tiny_world_model(out / "tiny-model", dit_width=64)
         args.autoencoder, args.diffusion = str(ae), str(dit)
-    if args.landmark_locator is not None:
+    map_reward = args.landmark_locator is not None or "landmark_locator" in MILLIVID_TASK_VARIANTS.get(
+        args.env_id, {}
+    )
+    if map_reward:
         pass  # imagination is judged on the landmark map: no reward head
     elif args.reward_head is None and not (args.tiny or args.train_head):
         args.reward_head = "loopcraft-64-landmark"  # trained on the bundled loopcraft-64 autoencoder
@@ -124,7 +131,7 @@ def main() -> None:
         "sampling_steps": args.sampling_steps,
         "shaping": args.shaping,
     }
-    if args.landmark_locator is not None:
+    if map_reward:
         kwargs = ["--env-kwarg", "reward_head=null"]  # the id's head gives way to the map
     else:
         kwargs = []
