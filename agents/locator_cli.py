@@ -19,7 +19,6 @@ import platform
 import shlex
 import sys
 import time
-from pathlib import Path
 
 __all__ = ["add_arguments", "run"]
 
@@ -89,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from agents.locator_training import collect_walks, evaluate_locator, evaluate_maps, train_locator
-    from models.checkpoints import atomic_save_dir
+    from models.checkpoints import save_checkpoint
     from models.landmark_locator import LocatorConfig
 
     if args.walks < 1 or args.test_walks < 1 or args.steps < 1:
@@ -118,12 +117,7 @@ def run(args: argparse.Namespace) -> int:
     metrics["seconds"] = round(seconds, 1)
     card = _model_card(args, metrics, seconds)
 
-    def write(tmp: Path) -> None:
-        model.save_pretrained(tmp)
-        (tmp / "README.md").write_text(card)
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-
-    out = atomic_save_dir(write, args.out)
+    out = save_checkpoint(model, args.out, card, files={"metrics.json": json.dumps(metrics, indent=2) + "\n"})
     t, m = metrics["test"], metrics["maps"]
     print(
         f"held-out bins: precision {t['precision']:.3f}, recall {t['recall']:.3f}, F1 {t['f1']:.3f}, "

@@ -19,7 +19,6 @@ import json
 import platform
 import shlex
 import time
-from pathlib import Path
 from typing import Any
 
 from millivid_env.loopcraft.task import LandmarkTask
@@ -274,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
 
     from agents.landmark_data import collect_landmark_frames
     from agents.reward_head_training import _evaluate, encode_in_batches, train_reward_head
-    from models.checkpoints import atomic_save_dir, load_autoencoder
+    from models.checkpoints import load_autoencoder, save_checkpoint
     from models.reward_head import RewardHeadConfig
     from models.world_model import resolve_device
 
@@ -377,12 +376,7 @@ def run(args: argparse.Namespace) -> int:
     metrics["seconds"] = round(seconds, 1)
     card = _model_card(args, metrics, seconds)
 
-    def write(tmp: Path) -> None:
-        head.save_pretrained(tmp)
-        (tmp / "README.md").write_text(card)
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-
-    out = atomic_save_dir(write, args.out)
+    out = save_checkpoint(head, args.out, card, files={"metrics.json": json.dumps(metrics, indent=2) + "\n"})
     test = metrics["test"]
     print(
         f"held-out: accuracy {test['accuracy']:.3f} (majority {test['majority_accuracy']:.3f}), precision "

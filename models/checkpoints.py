@@ -259,12 +259,23 @@ def atomic_save_dir(write: callable, out_dir: str | os.PathLike[str]) -> Path:
     return out
 
 
-def save_checkpoint(model: nn.Module, out_dir: str | os.PathLike[str], model_card: str | None = None) -> Path:
-    """Save a mixin model (``config.json`` + ``model.safetensors`` [+ ``README.md``]) atomically."""
+def save_checkpoint(
+    model: nn.Module,
+    out_dir: str | os.PathLike[str],
+    model_card: str | None = None,
+    files: Mapping[str, str] | None = None,
+) -> Path:
+    """Save a mixin model (``config.json`` + ``model.safetensors`` [+ ``README.md``]) atomically.
+
+    ``files`` maps further file names to their text (e.g. ``{"metrics.json": ...}``), written in the
+    same atomic step so the card and its measured numbers never disagree with the weights.
+    """
 
     def write(tmp: Path) -> None:
         if model_card is not None:
             (tmp / "README.md").write_text(model_card)
+        for name, text in (files or {}).items():
+            (tmp / name).write_text(text)
         model.save_pretrained(tmp)  # type: ignore[attr-defined]
         for name in (CONFIG_NAME, WEIGHTS_NAME):
             with open(tmp / name, "rb") as handle:
