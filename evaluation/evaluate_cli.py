@@ -96,6 +96,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --warp: view settings shared by every system, e.g. '{\"fill_fraction\": 0.05}'",
     )
     parser.add_argument(
+        "--view-memory",
+        choices=("shared", "layout"),
+        default="shared",
+        help="with --warp: what each system's view remembers: shared (default: every context frame, "
+        "as the env does) or layout (only the last frames the system's token layout reads, context and "
+        "shown frames alike: millivid 85, framepack 64, full-resolution 2 at loopcraft-64)",
+    )
+    parser.add_argument(
         "--fill-level",
         type=int,
         default=0,
@@ -179,6 +187,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         strip_tolerance=RevisitTolerance(args.revisit_distance, args.revisit_yaw, args.revisit_gap),
         allow_strategy_mismatch=args.allow_strategy_mismatch, context_noise=args.context_noise,
         guidance_scale=args.guidance_scale, warp=args.warp, view=view, fill_level=args.fill_level,
+        view_memory=args.view_memory,
     )  # fmt: skip
     evaluation = Evaluation(protocol, systems, test_set, args.out, settings, progress=not args.no_progress)
     evaluation.run()

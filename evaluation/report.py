@@ -105,6 +105,7 @@ def write_report(evaluation: Evaluation, json_path: str | Path | None = None) ->
         "test_set": {"root": config["test_set"]["root"], "config": config["test_set"]["config"]},
         "systems": [{"name": spec.name, **config["systems"][spec.name]} for spec in evaluation.systems],
         "sampling": config["sampling"],
+        **({"copying": _copying(evaluation, config["copying"])} if "copying" in config else {}),
         "metrics": metrics,
         "buckets": bucket_descriptions(evaluation),
         "revisit_frames_per_video": revisits,
@@ -127,6 +128,28 @@ def write_report(evaluation: Evaluation, json_path: str | Path | None = None) ->
         Path(json_path).write_text(text)
     (root / "report.md").write_text(markdown(document))
     return document
+
+
+def _copying(evaluation: Evaluation, copying: dict[str, Any]) -> dict[str, Any]:
+    """The copying config plus the frames each system's view may remember."""
+    capacity = {spec.name: evaluation._view_of(spec).capacity for spec in evaluation.systems}
+    return {**copying, "view_memory": copying.get("view_memory", "shared"), "view_capacity": capacity}
+
+
+def _copying_line(copying: dict[str, Any]) -> str:
+    """The report's sentence on how frames were copied and what each view remembered."""
+    frames = ", ".join(f"{name} {n}" for name, n in copying["view_capacity"].items())
+    if copying["view_memory"] == "layout":
+        rule = (
+            "**view memory bounded by the token layout**: each system's view keeps only the last frames "
+            "its layout reads (context and shown frames alike)"
+        )
+    else:
+        rule = "view memory shared: each system's view remembers the context frames, up to its capacity"
+    return (
+        f"- Frames copied by construction (warp `{copying['warp']}`, the model's level "
+        f"{copying['fill_level']} where it is needed); {rule}. Frames remembered: {frames}."
+    )
 
 
 def _strip_rows(evaluation: Evaluation) -> tuple[list[dict[str, Any]], list[str]]:
@@ -193,6 +216,7 @@ def markdown(document: dict[str, Any]) -> str:
             else "."
         )
         + ("" if p["standard"] else " **Non-standard context/horizon.**"),
+        *([_copying_line(document["copying"])] if "copying" in document else []),
         "- Buckets: " + "; ".join(f"**{k}** = {v}" for k, v in document["buckets"].items()) + ".",
         f"- Metrics: PSNR, SSIM, **{document['metrics']['lpips']['label']}**"
         + (

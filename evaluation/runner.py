@@ -57,6 +57,7 @@ from evaluation.systems import (
     check_layouts,
     check_strategy,
     file_sha256,
+    layout_reach,
     load_system,
     resolve_files,
 )
@@ -68,6 +69,8 @@ from models.rollout.open_loop import imagine
 _DONOR_STREAM = 7
 #: Display name of the oracle look-up baseline.
 ORACLE_LABEL = "context frame nearest to the true pose (oracle look-up)"
+#: What a system's copying view may remember (:attr:`EvaluationSettings.view_memory`).
+VIEW_MEMORIES = ("shared", "layout")
 
 
 @dataclass
@@ -95,6 +98,10 @@ class EvaluationSettings:
             directory or Hub id; see :mod:`models.rollout.copied`); None: show the model's frames.
         view: with a warp, :class:`models.warp.view.ViewSettings` field overrides shared by all systems.
         fill_level: with a warp, the generated level decoded where the model's pixels are needed.
+        view_memory: with a warp, what each system's view remembers: ``shared`` (the view settings'
+            capacity of context frames for every system, the env's rule) or ``layout`` (only the last
+            frames its token layout reads, :func:`evaluation.systems.layout_reach`, context and shown
+            frames alike, so that the memory is bounded by the same token budget as the model's).
     """
 
     steps: int = OPEN_LOOP_STEPS
@@ -113,6 +120,7 @@ class EvaluationSettings:
     warp: str | None = None
     view: dict[str, Any] | None = None
     fill_level: int = 0
+    view_memory: str = "shared"
 
 
 @dataclass
@@ -289,9 +297,14 @@ class Evaluation:
             evaluation.systems.SystemError_: the warp cannot be loaded, or bad view settings / level.
         """
         s = self.settings
+        if s.view_memory not in VIEW_MEMORIES:
+            choices = ", ".join(VIEW_MEMORIES)
+            raise SystemError_(f"--view-memory must be one of {choices}, got {s.view_memory!r}")
         if s.warp is None:
             if s.view is not None:
                 raise SystemError_("--view weighs the copied frames of a warp: pass --warp too")
+            if s.view_memory != "shared":
+                raise SystemError_("--view-memory bounds the copying view's memory: pass --warp too")
             return None, None
         from models.checkpoints import CheckpointError, require_kind
         from models.warp import load_warp
@@ -335,6 +348,8 @@ class Evaluation:
             "warp_sha256": file_sha256(weights),
             "view": asdict(self.view),
             "fill_level": self.settings.fill_level,
+            # Only when not the default, so that earlier result folders keep their fingerprint.
+            **({"view_memory": self.settings.view_memory} if self.settings.view_memory != "shared" else {}),
         }
 
     def pending(self) -> dict[str, list[int]]:
@@ -465,9 +480,16 @@ class Evaluation:
                 saved(entry.key, k, {**self._score(k, out), "rollout_seconds": np.float64(seconds), **extra})
 
     def _view_of(self, spec: SystemSpec) -> Any:
-        """The view settings of a system: the shared ones, the memory cut for the short-memory control."""
+        """The view settings of a system: the shared ones, the memory cut for the short-memory control.
+
+        With ``view_memory="layout"`` every system's view keeps only the last frames its token layout
+        reads (the control's: its window), and remembers the frames it shows, as the layout's tokens do.
+        """
         from dataclasses import replace
 
+        if self.settings.view_memory == "layout":
+            window = spec.memory_window or layout_reach(self.protocol.layout, spec.strategy)
+            return replace(self.view, capacity=min(self.view.capacity, window), remember_shown=True)
         if spec.memory_window is None:
             return self.view
         return replace(self.view, capacity=min(self.view.capacity, spec.memory_window))

@@ -70,6 +70,17 @@ def short_memory_window(layout: str) -> int:
     return context_depths(get_strategy(layout, "millivid"))[1]
 
 
+def layout_reach(layout: str, strategy: str) -> int:
+    """Frames back the strategy's token layout reads at its farthest: what a memory it bounds may hold.
+
+    ``loopcraft-64``: millivid 85, framepack 64, full-resolution 2.
+    """
+    from models.rollout.streaming import context_depths
+    from models.strategies import get_strategy
+
+    return max(context_depths(get_strategy(layout, strategy)))
+
+
 def default_checkpoint(system: str, protocol: Protocol) -> str:
     """Bundled diffusion checkpoint name of a system for a protocol, e.g. ``loopcraft-64-millivid``."""
     return f"{protocol.layout}-{CONTROLS.get(system, system)}"

@@ -446,10 +446,62 @@ def test_copied_frames_and_the_short_memory_control(tiny, tmp_path, monkeypatch)
     assert main([*args, "--view", '{"fill_fraction": 0.4}']) == 2
 
 
+def test_view_memory_bounded_by_the_token_layout(tiny, tmp_path, monkeypatch):
+    """--view-memory layout: each view keeps the frames its layout reads and remembers what it shows."""
+    from models.checkpoints import save_checkpoint
+    from models.warp import ActionWarp, WarpConfig
+
+    warp = tmp_path / "warp"
+    save_checkpoint(ActionWarp(WarpConfig(resolution=64)), warp)
+    views = {}
+    real = runner.imagine_copied
+
+    def spy(*args, **kwargs):
+        views[(args[5], kwargs["context_window"])] = kwargs["view"]
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "imagine_copied", spy)
+    systems = ["--systems", "millivid", "framepack", "full-resolution", "millivid-short-memory"]
+    args = [
+        "evaluate",
+        *tiny.common,
+        *LOOSE,
+        *systems,
+        "--warp",
+        str(warp),
+        "--view",
+        '{"fill_fraction": 0.5}',
+    ]
+    out = tmp_path / "layout"
+    assert main([*args, "--view-memory", "layout", "--out", str(out)]) == 0
+    capacity = {key: (view.capacity, view.remember_shown) for key, view in views.items()}
+    assert capacity == {
+        ("millivid", None): (85, True),
+        ("framepack", None): (64, True),
+        ("full-resolution", None): (2, True),
+        ("millivid", 5): (5, True),
+    }
+    report = json.loads((out / "report.json").read_text())
+    assert report["copying"]["view_memory"] == "layout"
+    assert report["copying"]["view_capacity"] == {
+        "millivid": 85, "framepack": 64, "full-resolution": 2, "millivid-short-memory": 5,
+    }  # fmt: skip
+    text = (out / "report.md").read_text()
+    assert "view memory bounded by the token layout" in text and "full-resolution 2" in text
+    # The shared memory is another config: refused in the same folder, accepted in a new one.
+    assert main([*args, "--out", str(out)]) == 2
+    views.clear()
+    assert main([*args, "--out", str(tmp_path / "shared")]) == 0
+    assert {view.capacity for view in views.values()} == {512, 5}
+    shared = json.loads((tmp_path / "shared" / "report.json").read_text())
+    assert shared["copying"]["view_memory"] == "shared"
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
         (["--view", '{"fill_fraction": 0.5}'], "pass --warp too"),
+        (["--view-memory", "layout"], "--view-memory bounds the copying view's memory: pass --warp too"),
         (["--warp", "WARP", "--view", '{"nope": 1}'], "unknown settings ['nope']"),
         (["--warp", "WARP", "--view", "[1]"], "JSON object"),
         (["--warp", "WARP", "--fill-level", "2"], "full-resolution generates level 0 only"),
