@@ -132,23 +132,23 @@ def write_report(evaluation: Evaluation, json_path: str | Path | None = None) ->
 
 def _copying(evaluation: Evaluation, copying: dict[str, Any]) -> dict[str, Any]:
     """The copying config plus the frames each system's view may remember."""
-    capacity = {spec.name: evaluation._view_of(spec).capacity for spec in evaluation.systems}
-    return {**copying, "view_memory": copying.get("view_memory", "shared"), "view_capacity": capacity}
+    memory = {spec.name: evaluation.memory_description(spec) for spec in evaluation.systems}
+    return {**copying, "view_memory": copying.get("view_memory", "shared"), "view_remembers": memory}
 
 
 def _copying_line(copying: dict[str, Any]) -> str:
     """The report's sentence on how frames were copied and what each view remembered."""
-    frames = ", ".join(f"{name} {n}" for name, n in copying["view_capacity"].items())
+    frames = ", ".join(f"{name} {n}" for name, n in copying["view_remembers"].items())
     if copying["view_memory"] == "layout":
         rule = (
-            "**view memory bounded by the token layout**: each system's view keeps only the last frames "
-            "its layout reads (context and shown frames alike)"
+            "**view memory bounded by the token layout**: each system's view keeps only the frames its "
+            "layout's steps read for the frame shown (context and shown frames alike)"
         )
     else:
         rule = "view memory shared: each system's view remembers the context frames, up to its capacity"
     return (
         f"- Frames copied by construction (warp `{copying['warp']}`, the model's level "
-        f"{copying['fill_level']} where it is needed); {rule}. Frames remembered: {frames}."
+        f"{copying['fill_level']} where it is needed); {rule}. Remembered: {frames}."
     )
 
 

@@ -99,9 +99,10 @@ class EvaluationSettings:
         view: with a warp, :class:`models.warp.view.ViewSettings` field overrides shared by all systems.
         fill_level: with a warp, the generated level decoded where the model's pixels are needed.
         view_memory: with a warp, what each system's view remembers: ``shared`` (the view settings'
-            capacity of context frames for every system, the env's rule) or ``layout`` (only the last
-            frames its token layout reads, :func:`evaluation.systems.layout_reach`, context and shown
-            frames alike, so that the memory is bounded by the same token budget as the model's).
+            capacity of context frames for every system, the env's rule) or ``layout`` (only the frames
+            its token layout's steps read for the frame shown, :func:`evaluation.systems.layout_reach`,
+            context and shown frames alike, so that the memory is bounded by the same token budget as
+            the model's).
     """
 
     steps: int = OPEN_LOOP_STEPS
@@ -471,6 +472,7 @@ class Evaluation:
                     world, self.warp, frames, actions[:, :c], actions[:, c:], spec.strategy,
                     self.settings.steps, generators, view=self._view_of(spec),
                     fill_level=self.settings.fill_level, context_window=spec.memory_window,
+                    layout_memory=self.settings.view_memory == "layout",
                     guidance_scale=self.settings.guidance_scale, context_t=self.settings.context_noise,
                 )  # fmt: skip
                 generated, filled = rollout.frames, rollout.filled
@@ -482,17 +484,28 @@ class Evaluation:
     def _view_of(self, spec: SystemSpec) -> Any:
         """The view settings of a system: the shared ones, the memory cut for the short-memory control.
 
-        With ``view_memory="layout"`` every system's view keeps only the last frames its token layout
-        reads (the control's: its window), and remembers the frames it shows, as the layout's tokens do.
+        With ``view_memory="layout"`` the views also remember the frames they show, as the layout's
+        tokens do (the rollout then bounds their memory by the layout: ``imagine_copied``'s
+        ``layout_memory``).
         """
         from dataclasses import replace
 
+        view = self.view
         if self.settings.view_memory == "layout":
-            window = spec.memory_window or layout_reach(self.protocol.layout, spec.strategy)
-            return replace(self.view, capacity=min(self.view.capacity, window), remember_shown=True)
+            view = replace(view, remember_shown=True)
         if spec.memory_window is None:
-            return self.view
-        return replace(self.view, capacity=min(self.view.capacity, spec.memory_window))
+            return view
+        return replace(view, capacity=min(view.capacity, spec.memory_window))
+
+    def memory_description(self, spec: SystemSpec) -> str:
+        """What a system's copying view may remember, in words for the report."""
+        view = self._view_of(spec)
+        if spec.memory_window is not None:
+            return f"the last {view.capacity} frames"
+        if self.settings.view_memory == "layout":
+            fewest, most = layout_reach(self.protocol.layout, spec.strategy)
+            return f"{fewest} frames back" if fewest == most else f"{fewest}-{most} frames back"
+        return f"up to {view.capacity} context frames"
 
     def _run_autoencoded(self, entry: Entry, positions: list[int], saved: Callable) -> None:
         spec = entry.spec

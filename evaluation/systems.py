@@ -70,15 +70,17 @@ def short_memory_window(layout: str) -> int:
     return context_depths(get_strategy(layout, "millivid"))[1]
 
 
-def layout_reach(layout: str, strategy: str) -> int:
-    """Frames back the strategy's token layout reads at its farthest: what a memory it bounds may hold.
+def layout_reach(layout: str, strategy: str) -> tuple[int, int]:
+    """Frames back from a generated frame that the strategy's token layout reads, fewest and most.
 
-    ``loopcraft-64``: millivid 85, framepack 64, full-resolution 2.
+    A chunk's steps read back to ``reach`` frames before the chunk's first generated frame, so its
+    later frames reach further back (:func:`models.rollout.copied.earliest_read_frame`).
+    ``loopcraft-64``: millivid (85, 148), framepack (64, 64), full-resolution (2, 3).
     """
-    from models.rollout.streaming import context_depths
     from models.strategies import get_strategy
 
-    return max(context_depths(get_strategy(layout, strategy)))
+    s = get_strategy(layout, strategy)
+    return s.reach, s.reach + s.new_frames - 1
 
 
 def default_checkpoint(system: str, protocol: Protocol) -> str:

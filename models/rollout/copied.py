@@ -12,12 +12,20 @@ replace the generated ones in the rollout buffer, so later steps read what was s
 Where a step produces nothing but that one frame (millivid's level-0 steps, framepack's steps), the
 model is only run for the videos whose view needs its pixels: the others' frames come from the view.
 Every video draws its noise from its own generator, so its frames do not depend on its batch.
+
+With ``layout_memory`` the views remember no more than the strategy's token layout does: when a frame
+is shown, each view forgets the frames older than the oldest one any step of that frame's chunk reads
+(:func:`earliest_read_frame`), and it remembers the frames it shows, as the layout's tokens hold
+generated frames. Then the three layouts copy from memories of the sizes their token budgets buy
+(``loopcraft-64``: millivid 85 frames back from its chunk's start, so 85 to 148 back from the frame
+shown; framepack 64; full-resolution 2 to 3) instead of from one shared store of every context frame.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -28,7 +36,22 @@ from models.warp import ActionWarp
 from models.warp.view import CopyingView, ViewSettings, commit_views
 from models.world_model import WorldModel
 
-__all__ = ["CopiedRollout", "imagine_copied"]
+__all__ = ["CopiedRollout", "earliest_read_frame", "imagine_copied"]
+
+
+def earliest_read_frame(strategy: Strategy, start: int, frame: int) -> int:
+    """The oldest frame any step of the rollout chunk that finishes ``frame`` reads.
+
+    Args:
+        strategy: the rollout's strategy (chunks of ``new_frames`` frames, reading ``reach`` back).
+        start: the rollout's first generated frame.
+        frame: a generated frame (``>= start``).
+
+    Returns:
+        ``start + k * W - reach`` for ``frame`` in chunk ``k`` (``W``: frames finished per chunk).
+    """
+    w = strategy.new_frames
+    return start + (frame - start) // w * w - strategy.reach
 
 
 @dataclass
@@ -55,9 +78,17 @@ class _ShowFinishedFrames:
         start: int,
         horizon: int,
         fill_level: int,
+        strategy: Strategy,
+        layout_memory: bool,
     ) -> None:
         self.world_model, self.views, self.actions = world_model, views, actions
         self.start, self.fill_level = start, fill_level
+        self.strategy = strategy
+        # With a layout-bounded memory: the frame number of every view's memory entry, oldest first
+        # (the context frames end at ``start - 1``); kept in step with ``view.memory``.
+        self.numbers: list[deque[int]] | None = None
+        if layout_memory:
+            self.numbers = [deque(range(start - len(v.memory), start), maxlen=v.memory.maxlen) for v in views]
         size = world_model.layout.image_size
         self.frames = np.zeros((len(views), horizon, size, size, 3), dtype=np.uint8)
         self.filled = np.zeros((len(views), horizon), dtype=bool)
@@ -88,6 +119,12 @@ class _ShowFinishedFrames:
             self._show(buf, row, first + row, proposals, need)
 
     def _propose(self, frame: int) -> list:
+        if self.numbers is not None:
+            oldest = earliest_read_frame(self.strategy, self.start, frame)
+            for view, numbers in zip(self.views, self.numbers, strict=True):
+                while numbers and numbers[0] < oldest:
+                    numbers.popleft()
+                    view.memory.popleft()
         return [view.propose(int(self.actions[b, frame])) for b, view in enumerate(self.views)]
 
     def _show(self, buf: torch.Tensor, row: int, frame: int, proposals: list, need: list[int]) -> None:
@@ -98,6 +135,9 @@ class _ShowFinishedFrames:
                 buf[need, row, self.world_model.layout.level_slice(self.fill_level)], level=self.fill_level
             )
         images = commit_views(self.views, proposals, decoded, need)
+        if self.numbers is not None:
+            for numbers in self.numbers:
+                numbers.append(frame)
         buf[:, row] = self.world_model.encode_frames(images).to(buf.device)
         self.frames[:, frame - self.start] = images
         self.filled[need, frame - self.start] = True
@@ -117,6 +157,7 @@ def imagine_copied(
     view: ViewSettings | None = None,
     fill_level: int = 0,
     context_window: int | None = None,
+    layout_memory: bool = False,
     guidance_scale: float = 1.0,
     context_t: float = 0.0,
     chunk: int = 256,
@@ -138,6 +179,8 @@ def imagine_copied(
             must be a level the strategy generates: full-resolution makes level 0 only).
         context_window: cut the model's context to this many frames before what it denoises (None:
             all; see :func:`models.rollout.open_loop.windowed_tokens`).
+        layout_memory: bound each view's memory by the strategy's token layout (see the module
+            docstring); the frames shown are then remembered whatever ``view.remember_shown`` says.
         guidance_scale: classifier-free guidance scale.
         context_t: noise time the context is presented at.
         chunk: frames encoded per autoencoder call.
@@ -164,11 +207,15 @@ def imagine_copied(
             f"pass one generator per video: {len(inputs.frames)} videos, {len(generators)} generators"
         )
     warp = warp.to(world_model.device)
+    if layout_memory:
+        view = replace(view or ViewSettings(), remember_shown=True)
     views = [CopyingView(warp, view) for _ in inputs.frames]
     for v, clip, acts in zip(views, inputs.frames, inputs.past, strict=True):
         v.reset(clip, acts)
     keep, horizon = inputs.keep, inputs.horizon
-    hook = _ShowFinishedFrames(world_model, views, inputs.actions.numpy(), keep, horizon, fill_level)
+    hook = _ShowFinishedFrames(
+        world_model, views, inputs.actions.numpy(), keep, horizon, fill_level, inputs.strategy, layout_memory
+    )
     rollout_latents(
         world_model.dit, inputs.latents, inputs.actions, inputs.strategy, keep, keep + horizon, steps,
         list(generators), guidance_scale=guidance_scale, context_t=context_t,

@@ -447,17 +447,22 @@ def test_copied_frames_and_the_short_memory_control(tiny, tmp_path, monkeypatch)
 
 
 def test_view_memory_bounded_by_the_token_layout(tiny, tmp_path, monkeypatch):
-    """--view-memory layout: each view keeps the frames its layout reads and remembers what it shows."""
+    """--view-memory layout: each view is bounded by its layout and remembers what it shows."""
     from models.checkpoints import save_checkpoint
     from models.warp import ActionWarp, WarpConfig
 
     warp = tmp_path / "warp"
     save_checkpoint(ActionWarp(WarpConfig(resolution=64)), warp)
-    views = {}
+    calls = {}
     real = runner.imagine_copied
 
     def spy(*args, **kwargs):
-        views[(args[5], kwargs["context_window"])] = kwargs["view"]
+        view = kwargs["view"]
+        calls[(args[5], kwargs["context_window"])] = (
+            view.capacity,
+            view.remember_shown,
+            kwargs["layout_memory"],
+        )
         return real(*args, **kwargs)
 
     monkeypatch.setattr(runner, "imagine_copied", spy)
@@ -474,27 +479,28 @@ def test_view_memory_bounded_by_the_token_layout(tiny, tmp_path, monkeypatch):
     ]
     out = tmp_path / "layout"
     assert main([*args, "--view-memory", "layout", "--out", str(out)]) == 0
-    capacity = {key: (view.capacity, view.remember_shown) for key, view in views.items()}
-    assert capacity == {
-        ("millivid", None): (85, True),
-        ("framepack", None): (64, True),
-        ("full-resolution", None): (2, True),
-        ("millivid", 5): (5, True),
+    assert calls == {
+        ("millivid", None): (512, True, True),
+        ("framepack", None): (512, True, True),
+        ("full-resolution", None): (512, True, True),
+        ("millivid", 5): (5, True, True),
     }
     report = json.loads((out / "report.json").read_text())
     assert report["copying"]["view_memory"] == "layout"
-    assert report["copying"]["view_capacity"] == {
-        "millivid": 85, "framepack": 64, "full-resolution": 2, "millivid-short-memory": 5,
+    assert report["copying"]["view_remembers"] == {
+        "millivid": "85-148 frames back", "framepack": "64 frames back",
+        "full-resolution": "2-3 frames back", "millivid-short-memory": "the last 5 frames",
     }  # fmt: skip
     text = (out / "report.md").read_text()
-    assert "view memory bounded by the token layout" in text and "full-resolution 2" in text
+    assert "view memory bounded by the token layout" in text and "full-resolution 2-3 frames back" in text
     # The shared memory is another config: refused in the same folder, accepted in a new one.
     assert main([*args, "--out", str(out)]) == 2
-    views.clear()
+    calls.clear()
     assert main([*args, "--out", str(tmp_path / "shared")]) == 0
-    assert {view.capacity for view in views.values()} == {512, 5}
+    assert set(calls.values()) == {(512, False, False), (5, False, False)}
     shared = json.loads((tmp_path / "shared" / "report.json").read_text())
     assert shared["copying"]["view_memory"] == "shared"
+    assert shared["copying"]["view_remembers"]["framepack"] == "up to 512 context frames"
 
 
 @pytest.mark.parametrize(

@@ -7,14 +7,14 @@ import pytest
 import torch
 
 import models.rollout.open_loop as open_loop
-from models.rollout.copied import imagine_copied
+from models.rollout.copied import earliest_read_frame, imagine_copied
 from models.rollout.open_loop import rollout_latents, windowed_tokens
 from models.rollout.tokens import step_tokens
 from models.strategies import CONTEXT, get_strategy
 from models.testing import save_tiny_world_model
 from models.tokens import get_layout
 from models.warp import ActionWarp, WarpConfig
-from models.warp.view import ViewSettings
+from models.warp.view import CopyingView, ViewSettings
 from models.world_model import WorldModel
 
 LAYOUT = get_layout("loopcraft-64")
@@ -122,6 +122,39 @@ def test_the_model_is_not_run_for_frames_the_view_explains(world, monkeypatch):
     assert not out.filled.any() and calls == []  # every frame copied: framepack never sampled
     out = imagine_copied(world, warp, frames, past, future, "full-resolution", 1, gens(0))
     assert not out.filled.any() and len(calls) == 4  # two frames a step: sampled, then copied
+
+
+def test_earliest_read_frame_follows_the_chunks():
+    millivid, framepack, full = (
+        get_strategy("loopcraft-64", n) for n in ("millivid", "framepack", "full-resolution")
+    )
+    # millivid: 64-frame chunks reading 85 frames back from their start.
+    assert [earliest_read_frame(millivid, 85, f) for f in (85, 148, 149, 212, 213)] == [0, 0, 64, 64, 128]
+    assert [earliest_read_frame(framepack, 64, f) for f in (64, 65, 100)] == [0, 1, 36]  # sliding
+    assert [earliest_read_frame(full, 2, f) for f in (2, 3, 4, 5)] == [0, 0, 2, 2]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "context", "sizes"),
+    [("full-resolution", 10, [2, 3, 2, 3, 2, 3]), ("framepack", 70, [64] * 6)],
+)
+def test_layout_memory_keeps_what_the_layout_reads(world, monkeypatch, strategy, context, sizes):
+    """Each view forgets frames older than its chunk reads and remembers the frames it shows."""
+    seen: list[int] = []
+    real = CopyingView.propose
+
+    def spy(self, action):
+        seen.append(len(self.memory))
+        return real(self, action)
+
+    monkeypatch.setattr(CopyingView, "propose", spy)
+    frames, past, future = clips(1, context, len(sizes))
+    warp = ActionWarp(WarpConfig(resolution=64))
+    imagine_copied(world, warp, frames, past, future, strategy, 1, gens(0), layout_memory=True)
+    assert seen == sizes
+    seen.clear()
+    imagine_copied(world, warp, frames, past, future, strategy, 1, gens(0))  # the shared memory
+    assert seen == [context] * len(sizes)
 
 
 def test_copied_rollout_errors(world):
