@@ -100,9 +100,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("shared", "layout"),
         default="shared",
         help="with --warp: what each system's view remembers: shared (default: every context frame, "
-        "as the env does) or layout (only the frames the system's token layout reads for the frame "
-        "shown, context and shown frames alike: millivid 85-148 frames back, framepack 64, "
-        "full-resolution 2-3 at loopcraft-64)",
+        "as the env does) or layout (only the context frames the system's token layout still reads "
+        "for the frame shown: millivid 85-148 frames back, framepack 64, full-resolution 2-3 at "
+        "loopcraft-64)",
     )
     parser.add_argument(
         "--fill-level",

@@ -141,8 +141,8 @@ def _copying_line(copying: dict[str, Any]) -> str:
     frames = ", ".join(f"{name} {n}" for name, n in copying["view_remembers"].items())
     if copying["view_memory"] == "layout":
         rule = (
-            "**view memory bounded by the token layout**: each system's view keeps only the frames its "
-            "layout's steps read for the frame shown (context and shown frames alike)"
+            "**view memory bounded by the token layout**: each system's view keeps only the context "
+            "frames its layout's steps still read for the frame shown"
         )
     else:
         rule = "view memory shared: each system's view remembers the context frames, up to its capacity"

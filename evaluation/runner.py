@@ -101,8 +101,7 @@ class EvaluationSettings:
         view_memory: with a warp, what each system's view remembers: ``shared`` (the view settings'
             capacity of context frames for every system, the env's rule) or ``layout`` (only the frames
             its token layout's steps read for the frame shown, :func:`evaluation.systems.layout_reach`,
-            context and shown frames alike, so that the memory is bounded by the same token budget as
-            the model's).
+            so that the memory is bounded by the same token budget as the model's).
     """
 
     steps: int = OPEN_LOOP_STEPS
@@ -484,15 +483,12 @@ class Evaluation:
     def _view_of(self, spec: SystemSpec) -> Any:
         """The view settings of a system: the shared ones, the memory cut for the short-memory control.
 
-        With ``view_memory="layout"`` the views also remember the frames they show, as the layout's
-        tokens do (the rollout then bounds their memory by the layout: ``imagine_copied``'s
-        ``layout_memory``).
+        With ``view_memory="layout"`` the rollout also bounds the memory by the layout
+        (``imagine_copied``'s ``layout_memory``).
         """
         from dataclasses import replace
 
         view = self.view
-        if self.settings.view_memory == "layout":
-            view = replace(view, remember_shown=True)
         if spec.memory_window is None:
             return view
         return replace(view, capacity=min(view.capacity, spec.memory_window))

@@ -14,18 +14,20 @@ model is only run for the videos whose view needs its pixels: the others' frames
 Every video draws its noise from its own generator, so its frames do not depend on its batch.
 
 With ``layout_memory`` the views remember no more than the strategy's token layout does: when a frame
-is shown, each view forgets the frames older than the oldest one any step of that frame's chunk reads
-(:func:`earliest_read_frame`), and it remembers the frames it shows, as the layout's tokens hold
-generated frames. Then the three layouts copy from memories of the sizes their token budgets buy
-(``loopcraft-64``: millivid 85 frames back from its chunk's start, so 85 to 148 back from the frame
-shown; framepack 64; full-resolution 2 to 3) instead of from one shared store of every context frame.
+is shown, each view forgets the stored frames older than the oldest one any step of that frame's chunk
+reads (:func:`earliest_read_frame`). Then the three layouts copy from the context frames their token
+budgets still reach (``loopcraft-64``: millivid 85 frames back from its chunk's start, so 85 to 148
+back from the frame shown; framepack 64; full-resolution 2 to 3) instead of from one shared store of
+every context frame. Whether the views also store the frames they show is ``view.remember_shown``'s
+(off by default: the nearest stored frame is then nearly always the last one shown, with the model's
+low-confidence pixels, and the views draw more, not less).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -136,8 +138,9 @@ class _ShowFinishedFrames:
             )
         images = commit_views(self.views, proposals, decoded, need)
         if self.numbers is not None:
-            for numbers in self.numbers:
-                numbers.append(frame)
+            for view, numbers in zip(self.views, self.numbers, strict=True):
+                if view.settings.remember_shown:  # the view stored the frame it showed
+                    numbers.append(frame)
         buf[:, row] = self.world_model.encode_frames(images).to(buf.device)
         self.frames[:, frame - self.start] = images
         self.filled[need, frame - self.start] = True
@@ -180,7 +183,7 @@ def imagine_copied(
         context_window: cut the model's context to this many frames before what it denoises (None:
             all; see :func:`models.rollout.open_loop.windowed_tokens`).
         layout_memory: bound each view's memory by the strategy's token layout (see the module
-            docstring); the frames shown are then remembered whatever ``view.remember_shown`` says.
+            docstring).
         guidance_scale: classifier-free guidance scale.
         context_t: noise time the context is presented at.
         chunk: frames encoded per autoencoder call.
@@ -207,8 +210,6 @@ def imagine_copied(
             f"pass one generator per video: {len(inputs.frames)} videos, {len(generators)} generators"
         )
     warp = warp.to(world_model.device)
-    if layout_memory:
-        view = replace(view or ViewSettings(), remember_shown=True)
     views = [CopyingView(warp, view) for _ in inputs.frames]
     for v, clip, acts in zip(views, inputs.frames, inputs.past, strict=True):
         v.reset(clip, acts)

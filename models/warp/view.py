@@ -202,7 +202,7 @@ class CopyingView:
         moved, moved_confidence = self._warp(self.frame, self.confidence, self._homographies[action])
         images.append(moved)
         confidences.append(moved_confidence * s.decay)
-        if s.remember:
+        if s.remember and self.memory:  # a memory bounded from outside may have been emptied
             offsets = self._offsets(pose)
             for source in (self._remembered(offsets), self._lookup(offsets)):
                 if source is not None:

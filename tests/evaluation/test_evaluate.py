@@ -447,7 +447,7 @@ def test_copied_frames_and_the_short_memory_control(tiny, tmp_path, monkeypatch)
 
 
 def test_view_memory_bounded_by_the_token_layout(tiny, tmp_path, monkeypatch):
-    """--view-memory layout: each view is bounded by its layout and remembers what it shows."""
+    """--view-memory layout: each view is bounded by its layout (the rollout's ``layout_memory``)."""
     from models.checkpoints import save_checkpoint
     from models.warp import ActionWarp, WarpConfig
 
@@ -480,10 +480,10 @@ def test_view_memory_bounded_by_the_token_layout(tiny, tmp_path, monkeypatch):
     out = tmp_path / "layout"
     assert main([*args, "--view-memory", "layout", "--out", str(out)]) == 0
     assert calls == {
-        ("millivid", None): (512, True, True),
-        ("framepack", None): (512, True, True),
-        ("full-resolution", None): (512, True, True),
-        ("millivid", 5): (5, True, True),
+        ("millivid", None): (512, False, True),
+        ("framepack", None): (512, False, True),
+        ("full-resolution", None): (512, False, True),
+        ("millivid", 5): (5, False, True),
     }
     report = json.loads((out / "report.json").read_text())
     assert report["copying"]["view_memory"] == "layout"
