@@ -204,7 +204,8 @@ class CopyingView:
         confidences.append(moved_confidence * s.decay)
         if s.remember and self.memory:  # a memory bounded from outside may have been emptied
             offsets = self._offsets(pose)
-            for source in (self._remembered(offsets), self._lookup(offsets)):
+            trust = self._log_trust()
+            for source in (self._remembered(offsets, trust), self._lookup(offsets, trust)):
                 if source is not None:
                     images.append(source[0])
                     confidences.append(source[1])
@@ -265,10 +266,24 @@ class CopyingView:
         turn = (pose[2] - poses[:, 2] + 180.0) % 360.0 - 180.0
         return along, across, turn
 
+    def _log_trust(self) -> np.ndarray | None:
+        """Log mean confidence per stored frame ``(N,)``; None when every stored frame is a real one.
+
+        A stored shown frame carries its pixels' confidences (the model's are low): the look-ups
+        weigh each candidate by them, or the last frame shown, always the nearest, would always win.
+        """
+        if not self.settings.remember_shown:
+            return None
+        means = np.array([float(entry[1].mean()) for entry in self.memory])
+        return np.log(np.maximum(means, 1e-6))
+
     def _remembered(
-        self, offsets: tuple[np.ndarray, np.ndarray, np.ndarray]
+        self, offsets: tuple[np.ndarray, np.ndarray, np.ndarray], trust: np.ndarray | None = None
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The stored frame nearest once turned and walked into the new pose, and its confidence."""
+        """The stored frame nearest once turned and walked into the new pose, and its confidence.
+
+        With ``trust`` (:meth:`_log_trust`) the frame of the highest expected confidence instead.
+        """
         s, motion, homographies = self.settings, self._motion, self._homographies
         forward = int(np.argmax(motion[:, 0]))
         step = motion[forward, 0]
@@ -281,7 +296,7 @@ class CopyingView:
         off = np.sqrt(across**2 + (along - walks * step) ** 2)
         cost = off + 0.02 * walks + 0.05 * np.abs(turns)
         cost = np.where(np.abs(turns) <= s.max_turns, cost, np.inf)
-        j = _newest_argmin(cost)
+        j = _newest_argmin(cost if trust is None else s.distance_scale * cost - trust)
         if not np.isfinite(cost[j]):
             return None
         right = int(np.argmax(motion[:, 1]))
@@ -296,14 +311,17 @@ class CopyingView:
         return warped, warped_confidence * float(np.exp(-s.distance_scale * cost[j]))
 
     def _lookup(
-        self, offsets: tuple[np.ndarray, np.ndarray, np.ndarray]
+        self, offsets: tuple[np.ndarray, np.ndarray, np.ndarray], trust: np.ndarray | None = None
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The stored frame nearest to the pose (blocks + degrees / 30), as it is, and its confidence."""
+        """The stored frame nearest to the pose (blocks + degrees / 30), as it is, and its confidence.
+
+        With ``trust`` (:meth:`_log_trust`) the frame of the highest expected confidence instead.
+        """
         if self.settings.lookup_weight <= 0:
             return None
         along, across, turn = offsets
         distance = np.hypot(along, across) + np.abs(turn) / 30.0
-        j = _newest_argmin(distance)
+        j = _newest_argmin(distance if trust is None else distance - trust)
         image, confidence, _ = self.memory[j]
         return image, confidence * (self.settings.lookup_weight * float(np.exp(-distance[j])))
 

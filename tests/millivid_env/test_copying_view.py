@@ -72,6 +72,25 @@ def test_memory_is_bounded() -> None:
     assert len(view.memory) == 8
 
 
+def test_remembered_shown_frames_are_weighed_by_their_confidence() -> None:
+    """A stored shown frame of the model's low-confidence pixels loses to a real frame a step away."""
+    frames, actions = walk([0] * 3)
+    view = CopyingView(load_warp("loopcraft-64-warp"), ViewSettings(remember_shown=True))
+    view.reset(frames, actions)
+    guessed = torch.full_like(view.memory[0][1], 0.02)  # as if the model had drawn every pixel
+    view.memory.append((torch.zeros_like(view.memory[0][0]), guessed, view.pose.copy()))
+    offsets = view._offsets(view.pose)
+    trust = view._log_trust()
+    assert trust is not None and trust[-1] == pytest.approx(np.log(0.02))
+    image, _ = view._lookup(offsets, trust)
+    assert torch.equal(image, view.memory[-2][0])  # the real frame at the same pose, not the guess
+    image, _ = view._lookup(offsets)  # by distance alone the newest wins
+    assert torch.equal(image, view.memory[-1][0])
+    # Real frames only: no weighing, so the rule of the env's default is unchanged.
+    view.settings = ViewSettings()
+    assert view._log_trust() is None
+
+
 def test_nan_warp_is_an_error_not_a_frame(make_env, tmp_path) -> None:
     warp = ActionWarp(WarpConfig(resolution=64))
     with torch.no_grad():
