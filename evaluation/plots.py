@@ -31,7 +31,13 @@ _BOUND_STYLE = {
 }
 #: Entries drawn in their own style (else by kind): the second baseline must not look like the first.
 _ENTRY_STYLE = {ORACLE_LOOKUP: ("-.", "#9467bd")}
-_SYSTEM_COLOURS = {"millivid": "#d62728", "framepack": "#1f77b4", "full-resolution": "#ff7f0e"}
+_SYSTEM_COLOURS = {
+    "millivid": "#d62728",
+    "framepack": "#1f77b4",
+    "full-resolution": "#ff7f0e",
+    # Its own colour: left to matplotlib's cycle it would take framepack's blue.
+    "millivid-short-memory": "#8c564b",
+}
 
 
 def _smooth(values: np.ndarray, window: int) -> np.ndarray:
