@@ -19,8 +19,7 @@ reads (:func:`earliest_read_frame`). Then the three layouts copy from the contex
 budgets still reach (``loopcraft-64``: millivid 85 frames back from its chunk's start, so 85 to 148
 back from the frame shown; framepack 64; full-resolution 2 to 3) instead of from one shared store of
 every context frame. Whether the views also store the frames they show is ``view.remember_shown``'s
-(off by default: the nearest stored frame is then nearly always the last one shown, with the model's
-low-confidence pixels, and the views draw more, not less).
+(off by default, as in the env; when on, the views weigh stored frames by their confidence).
 """
 
 from __future__ import annotations
