@@ -22,7 +22,7 @@ from typing import Any
 
 from evaluation.metric_setup import FRECHET_CHOICES, LPIPS_CHOICES
 from evaluation.protocol import OPEN_LOOP_STEPS, PROTOCOLS
-from evaluation.systems import SHORT_MEMORY, SYSTEM_CHOICES, SYSTEMS
+from evaluation.systems import SHORT_MEMORY, SYSTEM_CHOICES, SYSTEMS, VIEW_MEMORIES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--view-memory",
-        choices=("shared", "layout"),
+        choices=VIEW_MEMORIES,
         default="shared",
         help="with --warp: what each system's view remembers: shared (default: every context frame, "
         "as the env does) or layout (only the context frames the system's token layout still reads "

@@ -52,6 +52,7 @@ from evaluation.store import (
     autoencoded_key,
 )
 from evaluation.systems import (
+    VIEW_MEMORIES,
     SystemError_,
     SystemSpec,
     check_layouts,
@@ -69,8 +70,6 @@ from models.rollout.open_loop import imagine
 _DONOR_STREAM = 7
 #: Display name of the oracle look-up baseline.
 ORACLE_LABEL = "context frame nearest to the true pose (oracle look-up)"
-#: What a system's copying view may remember (:attr:`EvaluationSettings.view_memory`).
-VIEW_MEMORIES = ("shared", "layout")
 
 
 @dataclass
@@ -488,10 +487,9 @@ class Evaluation:
         """
         from dataclasses import replace
 
-        view = self.view
         if spec.memory_window is None:
-            return view
-        return replace(view, capacity=min(view.capacity, spec.memory_window))
+            return self.view
+        return replace(self.view, capacity=min(self.view.capacity, spec.memory_window))
 
     def memory_description(self, spec: SystemSpec) -> str:
         """What a system's copying view may remember, in words for the report."""

@@ -29,6 +29,8 @@ SYSTEMS = ("millivid", "framepack", "full-resolution")
 SHORT_MEMORY = "millivid-short-memory"
 #: Controls: ``name -> strategy`` (a control evaluates its strategy's checkpoint with a change).
 CONTROLS = {SHORT_MEMORY: "millivid"}
+#: What a system's copying view may remember (``EvaluationSettings.view_memory``, ``--view-memory``).
+VIEW_MEMORIES = ("shared", "layout")
 #: Everything ``--systems`` accepts.
 SYSTEM_CHOICES = (*SYSTEMS, *CONTROLS)
 
