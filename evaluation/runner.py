@@ -342,10 +342,13 @@ class Evaluation:
         from models.checkpoints import resolve_checkpoint
 
         weights = resolve_checkpoint(self.settings.warp) / "model.safetensors"
+        view = asdict(self.view)
+        if view["draft_t"] == 1.0:  # the default: earlier result folders keep their fingerprint
+            del view["draft_t"]
         return {
             "warp": self.settings.warp,
             "warp_sha256": file_sha256(weights),
-            "view": asdict(self.view),
+            "view": view,
             "fill_level": self.settings.fill_level,
             # Only when not the default, so that earlier result folders keep their fingerprint.
             **({"view_memory": self.settings.view_memory} if self.settings.view_memory != "shared" else {}),

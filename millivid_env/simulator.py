@@ -67,7 +67,13 @@ def view_settings(view: dict[str, object] | None, warp: object) -> ViewSettings 
     unknown = sorted(set(view) - fields)
     if unknown:
         raise ValueError(f"unknown view settings {unknown}; valid: {sorted(fields)}")
-    return ViewSettings(**view)
+    settings = ViewSettings(**view)
+    if settings.draft_t < 1.0:  # the env's streaming steps draw from noise; do not ignore it silently
+        raise ValueError(
+            "view draft_t applies to open-loop rollouts (millivid evaluate --view) only; the env's "
+            "model draws its frames from noise: leave draft_t at 1"
+        )
+    return settings
 
 
 class StreamingSimulator:

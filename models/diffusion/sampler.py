@@ -161,6 +161,7 @@ def sample(
     reuse: ContextReuse | None = None,
     endpoint: bool = True,
     eta: float = 0.0,
+    start_t: float = 1.0,
 ) -> torch.Tensor:
     """Generate the DENOISED tokens of a batch of token sets with the same structure.
 
@@ -185,6 +186,9 @@ def sample(
             clean estimate: ``steps`` evaluations then do the work of ``steps + 1`` with the endpoint.
         eta: stochasticity of the update (DDIM's eta): 0 moves deterministically along the predicted
             noise; 1 replaces as much of it with fresh noise as ancestral (DDPM) sampling does.
+        start_t: first sampling time (1: from pure noise). Below 1 the DENOISED values of
+            ``batch.x`` are a draft, noised to ``start_t`` and denoised from there (SDEdit): the
+            ``steps`` evaluations cover ``[start_t, 0]``.
 
     Returns:
         float32 ``(B, N, C)``: ``batch.x`` with the DENOISED tokens replaced by samples (the context
@@ -204,6 +208,8 @@ def sample(
         raise ValueError(f"guidance_scale must be finite, got {guidance_scale}")
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must lie in [0, 1] (0 = deterministic), got {eta}")
+    if not 0.0 < start_t <= 1.0:
+        raise ValueError(f"start_t must lie in (0, 1] (1 = from pure noise), got {start_t}")
     ctx, den = _structure(batch, model)
     device, schedule = model.device, model.schedule
     batch = batch.to(device)
@@ -222,8 +228,10 @@ def sample(
     t_ctx = torch.where(uncond, 1.0, float(context_t))[:, None].expand(-1, ctx.numel())
     x_ctx = schedule.add_noise(tile(batch.x[:, ctx].float()), tile(eps[:, ctx]), t_ctx)
     x_hat = torch.zeros(b, den.numel(), c, device=device)
+    if start_t < 1.0:
+        x_hat = batch.x[:, den].float()
     eps_hat = eps[:, den]
-    times = schedule.timesteps(steps, endpoint=endpoint)
+    times = schedule.timesteps(steps, endpoint=endpoint) * start_t
     # Share r of the next noise scale that is fresh noise (DDIM's sigma_t(eta) / sigma_next):
     # r = eta * sqrt(1 - alpha_t^2 / alpha_next^2) / sigma_t, at most 1 since alpha_next <= 1.
     renoise: list[float] = []  # deterministic sampling (the env's hot path) computes nothing here

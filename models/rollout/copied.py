@@ -11,7 +11,10 @@ replace the generated ones in the rollout buffer, so later steps read what was s
 
 Where a step produces nothing but that one frame (millivid's level-0 steps, framepack's steps), the
 model is only run for the videos whose view needs its pixels: the others' frames come from the view.
-Every video draws its noise from its own generator, so its frames do not depend on its batch.
+Every video draws its noise from its own generator, so its frames do not depend on its batch. With
+``view.draft_t`` below 1 the model's frame starts from the frame the view would show without it (the
+moved last frame, remembered views), noised to that time: the model redraws the view's draft instead
+of drawing the frame from noise (only at those one-frame steps).
 
 With ``layout_memory`` the views remember no more than the strategy's token layout does: when a frame
 is shown, each view forgets the stored frames older than the oldest one any step of that frame's chunk
@@ -34,7 +37,7 @@ import torch
 from models.rollout.open_loop import prepare_rollout, rollout_latents
 from models.strategies.core import Strategy
 from models.warp import ActionWarp
-from models.warp.view import CopyingView, ViewSettings, commit_views
+from models.warp.view import CopyingView, ViewSettings, commit_views, to_frames
 from models.world_model import WorldModel
 
 __all__ = ["CopiedRollout", "earliest_read_frame", "imagine_copied"]
@@ -110,7 +113,14 @@ class _ShowFinishedFrames:
             proposals = self._propose(first + row)
             need = [b for b, p in enumerate(proposals) if self.views[b].needs_fill(p)]
             if need:
-                run(need)
+                start_t = self.views[0].settings.draft_t
+                if start_t < 1.0:  # the fill starts from what the view would show without it
+                    drafts = torch.stack([self.views[b].draft(proposals[b]) for b in need])
+                    draft = buf[need].clone()
+                    draft[:, row] = self.world_model.encode_frames(to_frames(drafts)).to(buf.device)
+                    run(need, draft, start_t)
+                else:
+                    run(need)
             self._show(buf, row, first + row, proposals, need)
             return
         run(None)

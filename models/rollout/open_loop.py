@@ -167,9 +167,14 @@ def rollout_latents(
         index = index.to(device)
         n = len(columns)
 
-        def run(videos: list[int] | None, frames=frames, positions=positions, index=index, role=role,
-                den=den, n=n, step=step, done=done) -> None:  # fmt: skip
-            """Sample this step for some videos (None: all) and write their denoised tokens."""
+        def run(videos: list[int] | None, draft: torch.Tensor | None = None, start_t: float = 1.0,
+                frames=frames, positions=positions, index=index, role=role, den=den, n=n, step=step,
+                done=done) -> None:  # fmt: skip
+            """Sample this step for some videos (None: all) and write their denoised tokens.
+
+            ``draft``: float ``(k, F, num_tokens, C)`` buffer rows of those videos whose values at the
+            step's denoised tokens the sampler starts from at ``start_t`` (see :func:`sample`).
+            """
             rows = slice(None) if videos is None else torch.as_tensor(videos, dtype=torch.long)
             k = b if videos is None else len(videos)
             if videos is None:
@@ -178,8 +183,11 @@ def rollout_latents(
                 gen = [generators[v] for v in videos]
             else:
                 raise ValueError("a hook that samples some videos needs one generator per video")
+            x = buf[rows][:, frames, positions]
+            if draft is not None:
+                x[:, den] = draft[:, frames[den], positions[den]].to(x)
             batch = TokenBatch(
-                x=buf[rows][:, frames, positions],
+                x=x,
                 index=index.expand(k, n, 4),
                 action=acts[rows][:, frames],
                 role=role.expand(k, n),
@@ -187,7 +195,7 @@ def rollout_latents(
             try:
                 out = sample(
                     dit, batch, steps=steps, guidance_scale=guidance_scale, generator=gen,
-                    use_cache=use_cache, context_t=context_t, endpoint=endpoint,
+                    use_cache=use_cache, context_t=context_t, endpoint=endpoint, start_t=start_t,
                 )  # fmt: skip
             except FloatingPointError as error:
                 raise FloatingPointError(
@@ -240,7 +248,9 @@ class StepHook(Protocol):
                 row ``i``); the hook may overwrite any frame's latents.
             first: absolute frame of the buffer's row 0.
             finished: buffer rows (ascending) whose level 0 this step denoises, within ``[start, end)``.
-            run: ``run(videos)`` samples the step for those videos (None: all) and writes the result.
+            run: ``run(videos)`` samples the step for those videos (None: all) and writes the result;
+                ``run(videos, draft, start_t)`` starts the denoised tokens from a draft buffer
+                (``(len(videos), F, num_tokens, C)``) noised to ``start_t`` instead of from noise.
             only_finished: the step denoises nothing but one finished frame (its sampling may be
                 skipped for videos whose frame comes from elsewhere).
         """

@@ -59,6 +59,8 @@ class ViewSettings:
         max_walk: at most this many forward steps are walked into a remembered frame.
         remember: use remembered views at all (False: only the moved previous frame and the model).
         remember_shown: also store the frames shown after reset.
+        draft_t: the model's fill starts from the frame the view would show without it, noised to
+            this time (1: from pure noise); only where a rollout step makes that one frame.
     """
 
     capacity: int = 512
@@ -71,10 +73,13 @@ class ViewSettings:
     max_walk: int = 12
     remember: bool = True
     remember_shown: bool = False
+    draft_t: float = 1.0
 
     def __post_init__(self) -> None:
         if self.capacity < 1 or self.max_turns < 0 or self.max_walk < 0:
             raise ValueError("capacity must be >= 1 and max_turns, max_walk >= 0")
+        if not 0.0 < self.draft_t <= 1.0:
+            raise ValueError(f"draft_t must lie in (0, 1] (1 = the fill from noise), got {self.draft_t!r}")
         for name in ("decay", "fill_confidence", "fill_fraction", "lookup_weight"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)!r}")
@@ -217,6 +222,12 @@ class CopyingView:
         if self.settings.fill_fraction <= 0:
             return bool(needs.any())
         return float(needs.float().mean()) >= self.settings.fill_fraction
+
+    def draft(self, proposal: Proposal) -> torch.Tensor:
+        """The frame shown without the model's fill, float ``(3, R, R)`` in [0, 1] (nothing is committed)."""
+        stack, conf = torch.stack(proposal.images), torch.stack(proposal.confidences)
+        best = conf.argmax(0, keepdim=True)
+        return stack.gather(0, best.expand(1, 3, -1, -1))[0].clamp(0.0, 1.0)
 
     def commit(self, proposal: Proposal, fill: torch.Tensor | None) -> torch.Tensor:
         """Choose each pixel's source, show and remember the result.

@@ -91,6 +91,15 @@ def test_remembered_shown_frames_are_weighed_by_their_confidence() -> None:
     assert view._log_trust() is None
 
 
+def test_the_draft_is_the_frame_shown_without_the_model() -> None:
+    frames, actions = walk([0] * 6 + [2, 2])
+    view = CopyingView(load_warp("loopcraft-64-warp"), ViewSettings(remember_shown=True, draft_t=0.5))
+    view.reset(frames, actions)
+    proposal = view.propose(1)
+    draft = view.draft(proposal)
+    assert torch.equal(draft, view.commit(proposal, None))
+
+
 def test_nan_warp_is_an_error_not_a_frame(make_env, tmp_path) -> None:
     warp = ActionWarp(WarpConfig(resolution=64))
     with torch.no_grad():
@@ -108,6 +117,8 @@ def test_nan_warp_is_an_error_not_a_frame(make_env, tmp_path) -> None:
         ({"view": {"decay": 0.9}, "warp": None}, ValueError, "pass warp="),
         ({"view": {"deacy": 0.9}}, ValueError, r"unknown view settings \['deacy'\]"),
         ({"view": {"decay": 1.5}}, ValueError, "decay must lie in"),
+        ({"view": {"draft_t": 0.0}}, ValueError, "draft_t must lie in"),
+        ({"view": {"draft_t": 0.5}}, ValueError, "open-loop rollouts"),
         ({"view": [0.9]}, TypeError, "view must be a dict"),
         ({"warp": "loopcraft-64-millivid"}, Exception, "diffusion"),
     ],

@@ -92,6 +92,18 @@ def test_denoised_input_values_are_ignored():
     torch.testing.assert_close(out_a[den], out_b[den], rtol=0, atol=0)
 
 
+def test_a_draft_started_late_stays_near_the_draft():
+    """SDEdit: from ``start_t`` the denoised values of the batch are the start, not ignored."""
+    model, batch = perturbed_model(), make_batch()
+    den = batch.role == DENOISED
+    late = sample(model, batch, steps=3, generator=gen(0), start_t=0.01)
+    full = sample(model, batch, steps=3, generator=gen(0))
+    moved_late = float((late[den] - batch.x[den]).abs().mean())
+    assert moved_late < 0.1 * float((full[den] - batch.x[den]).abs().mean())
+    assert torch.equal(late[~den], batch.x[~den])
+    assert torch.equal(full, sample(model, batch, steps=3, generator=gen(0), start_t=1.0))
+
+
 @pytest.mark.parametrize("guidance_scale", [1.0, 2.5])
 def test_cached_sampler_equals_uncached(guidance_scale):
     model, batch = perturbed_model(1), make_batch(3)
@@ -201,6 +213,8 @@ def test_bad_inputs():
         sample(model, TokenBatch(batch.x, batch.index, batch.action - 1, batch.role), steps=2)
     with pytest.raises(ValueError, match="context_t"):
         sample(model, batch, steps=2, context_t=1.5)
+    with pytest.raises(ValueError, match="start_t"):
+        sample(model, batch, steps=2, start_t=0.0)
     no_den = TokenBatch(batch.x, batch.index, batch.action, torch.full_like(batch.role, CONTEXT))
     with pytest.raises(ValueError, match="no DENOISED"):
         sample(model, no_den, steps=2)
