@@ -225,9 +225,7 @@ class CopyingView:
 
     def draft(self, proposal: Proposal) -> torch.Tensor:
         """The frame shown without the model's fill, float ``(3, R, R)`` in [0, 1] (nothing is committed)."""
-        stack, conf = torch.stack(proposal.images), torch.stack(proposal.confidences)
-        best = conf.argmax(0, keepdim=True)
-        return stack.gather(0, best.expand(1, 3, -1, -1))[0].clamp(0.0, 1.0)
+        return _choose(proposal.images, proposal.confidences)[0]
 
     def commit(self, proposal: Proposal, fill: torch.Tensor | None) -> torch.Tensor:
         """Choose each pixel's source, show and remember the result.
@@ -246,13 +244,7 @@ class CopyingView:
         if fill is not None:
             images.append(fill)
             confidences.append(torch.full_like(confidences[0], self.settings.fill_confidence))
-        stack = torch.stack(images)  # (K, 3, R, R)
-        conf = torch.stack(confidences)  # (K, 1, R, R)
-        if not (bool(torch.isfinite(stack).all()) and bool(torch.isfinite(conf).all())):
-            raise FloatingPointError("NaN/inf in the warped or generated frame: the checkpoint is corrupt")
-        best = conf.argmax(0, keepdim=True)  # (1, 1, R, R)
-        frame = stack.gather(0, best.expand(1, 3, -1, -1))[0].clamp(0.0, 1.0)
-        confidence = conf.gather(0, best)[0]
+        frame, confidence = _choose(images, confidences)
         self.frame, self.confidence, self.pose = frame, confidence, proposal.pose
         if self.settings.remember_shown:
             self.memory.append((frame, confidence, proposal.pose))
@@ -335,6 +327,20 @@ class CopyingView:
         j = _newest_argmin(distance if trust is None else distance - trust)
         image, confidence, _ = self.memory[j]
         return image, confidence * (self.settings.lookup_weight * float(np.exp(-distance[j])))
+
+
+def _choose(images: list[torch.Tensor], confidences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each pixel from its most confident source: the frame ``(3, R, R)`` in [0, 1] and its confidence.
+
+    Raises:
+        FloatingPointError: a source holds NaN/inf.
+    """
+    stack = torch.stack(images)  # (K, 3, R, R)
+    conf = torch.stack(confidences)  # (K, 1, R, R)
+    if not (bool(torch.isfinite(stack).all()) and bool(torch.isfinite(conf).all())):
+        raise FloatingPointError("NaN/inf in the warped or generated frame: the checkpoint is corrupt")
+    best = conf.argmax(0, keepdim=True)  # (1, 1, R, R)
+    return stack.gather(0, best.expand(1, 3, -1, -1))[0].clamp(0.0, 1.0), conf.gather(0, best)[0]
 
 
 def _newest_argmin(values: np.ndarray) -> int:
