@@ -116,9 +116,7 @@ class _ShowFinishedFrames:
                 start_t = self.views[0].settings.draft_t
                 if start_t < 1.0:  # the fill starts from what the view would show without it
                     drafts = torch.stack([self.views[b].draft(proposals[b]) for b in need])
-                    draft = buf[need].clone()
-                    draft[:, row] = self.world_model.encode_frames(to_frames(drafts)).to(buf.device)
-                    run(need, draft, start_t)
+                    run(need, self.world_model.encode_frames(to_frames(drafts)).to(buf.device), start_t)
                 else:
                     run(need)
             self._show(buf, row, first + row, proposals, need)

@@ -172,8 +172,8 @@ def rollout_latents(
                 done=done) -> None:  # fmt: skip
             """Sample this step for some videos (None: all) and write their denoised tokens.
 
-            ``draft``: float ``(k, F, num_tokens, C)`` buffer rows of those videos whose values at the
-            step's denoised tokens the sampler starts from at ``start_t`` (see :func:`sample`).
+            ``draft``: float ``(k, num_tokens, C)`` latents of the one frame this step denoises, per
+            video; the sampler starts its denoised tokens from them at ``start_t`` (see :func:`sample`).
             """
             rows = slice(None) if videos is None else torch.as_tensor(videos, dtype=torch.long)
             k = b if videos is None else len(videos)
@@ -185,7 +185,11 @@ def rollout_latents(
                 raise ValueError("a hook that samples some videos needs one generator per video")
             x = buf[rows][:, frames, positions]
             if draft is not None:
-                x[:, den] = draft[:, frames[den], positions[den]].to(x)
+                if not bool((frames[den] == frames[den][0]).all()):
+                    raise ValueError(
+                        "a draft is one frame's latents: pass it only for a step that denoises one frame"
+                    )
+                x[:, den] = draft[:, positions[den]].to(x)
             batch = TokenBatch(
                 x=x,
                 index=index.expand(k, n, 4),
@@ -249,8 +253,9 @@ class StepHook(Protocol):
             first: absolute frame of the buffer's row 0.
             finished: buffer rows (ascending) whose level 0 this step denoises, within ``[start, end)``.
             run: ``run(videos)`` samples the step for those videos (None: all) and writes the result;
-                ``run(videos, draft, start_t)`` starts the denoised tokens from a draft buffer
-                (``(len(videos), F, num_tokens, C)``) noised to ``start_t`` instead of from noise.
+                ``run(videos, draft, start_t)`` (``only_finished`` steps) starts the denoised tokens
+                from the finished frame's draft latents (``(len(videos), num_tokens, C)``) noised to
+                ``start_t`` instead of from noise.
             only_finished: the step denoises nothing but one finished frame (its sampling may be
                 skipped for videos whose frame comes from elsewhere).
         """

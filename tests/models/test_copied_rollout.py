@@ -10,7 +10,7 @@ import models.rollout.open_loop as open_loop
 from models.rollout.copied import earliest_read_frame, imagine_copied
 from models.rollout.open_loop import rollout_latents, windowed_tokens
 from models.rollout.tokens import step_tokens
-from models.strategies import CONTEXT, get_strategy
+from models.strategies import CONTEXT, DENOISED, get_strategy
 from models.testing import save_tiny_world_model
 from models.tokens import get_layout
 from models.warp import ActionWarp, WarpConfig
@@ -122,6 +122,47 @@ def test_the_model_is_not_run_for_frames_the_view_explains(world, monkeypatch):
     assert not out.filled.any() and calls == []  # every frame copied: framepack never sampled
     out = imagine_copied(world, warp, frames, past, future, "full-resolution", 1, gens(0))
     assert not out.filled.any() and len(calls) == 4  # two frames a step: sampled, then copied
+
+
+def test_the_draft_started_fill_starts_from_the_encoded_view(world, monkeypatch):
+    """draft_t < 1: the sampler gets the view's frame (here the held frame), encoded, at draft_t."""
+    calls: list[tuple[torch.Tensor, torch.Tensor, float]] = []
+    real = open_loop.sample
+
+    def spy(dit, batch, **kwargs):
+        calls.append((batch.x.clone(), batch.role.clone(), kwargs["start_t"]))
+        return real(dit, batch, **kwargs)
+
+    monkeypatch.setattr(open_loop, "sample", spy)
+    frames, past, future = clips(2, 70, 18, seed=5)
+    warp = ActionWarp(WarpConfig(resolution=64))
+    drafted = ViewSettings(remember=False, draft_t=0.5)
+    out = imagine_copied(world, warp, frames, past, future, "framepack", 1, gens(0, 1), view=drafted)
+    assert out.filled[:, 17].all() and len(calls) == 1  # framepack: only frame 17 needs the model
+    x, role, start_t = calls[0]
+    assert start_t == 0.5
+    held = world.encode_frames(frames[:, -1])  # (2, num_tokens, C): the draft of both videos
+    for b in range(2):
+        denoised = x[b][role[b] == DENOISED]
+        assert len(denoised) > 0
+        nearest = (denoised[:, None] - held[b][None]).abs().amax(dim=-1).min(dim=1).values
+        assert float(nearest.max()) < 1e-4  # every start value is one of the draft's tokens
+    calls.clear()
+    again = imagine_copied(world, warp, frames, past, future, "framepack", 1, gens(0, 1), view=drafted)
+    np.testing.assert_array_equal(again.frames, out.frames)
+    from_noise = imagine_copied(world, warp, frames, past, future, "framepack", 1, gens(0, 1), view=NO_MEMORY)
+    assert calls[-1][2] == 1.0 and not np.array_equal(from_noise.frames[:, 17], out.frames[:, 17])
+
+
+def test_a_draft_is_refused_for_a_step_of_several_frames(world):
+    class Drafting:
+        def step(self, buf, first, finished, run, only_finished):
+            run([0], torch.zeros(1, LAYOUT.num_tokens, LAYOUT.latent_channels), 0.5)
+
+    latents = torch.zeros(1, 90, LAYOUT.num_tokens, LAYOUT.latent_channels)
+    actions = torch.zeros(1, 90, dtype=torch.long)
+    with pytest.raises(ValueError, match="denoises one frame"):  # millivid's first step: 64 frames
+        rollout_latents(world.dit, latents, actions, "millivid", 85, 90, 1, gens(0), hook=Drafting())
 
 
 def test_earliest_read_frame_follows_the_chunks():
