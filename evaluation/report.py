@@ -139,17 +139,37 @@ def _copying(evaluation: Evaluation, copying: dict[str, Any]) -> dict[str, Any]:
 def _copying_line(copying: dict[str, Any]) -> str:
     """The report's sentence on how frames were copied and what each view remembered."""
     frames = ", ".join(f"{name} {n}" for name, n in copying["view_remembers"].items())
+    view = copying.get("view", {})
+    stored = "context and shown frames" if view.get("remember_shown") else "context frames"
     if copying["view_memory"] == "layout":
         rule = (
-            "**view memory bounded by the token layout**: each system's view keeps only the context "
-            "frames its layout's steps still read for the frame shown"
+            f"**view memory bounded by the token layout**: each system's view keeps only the {stored} "
+            "its layout's steps still read for the frame shown"
         )
     else:
-        rule = "view memory shared: each system's view remembers the context frames, up to its capacity"
+        rule = f"view memory shared: each system's view remembers the {stored}, up to its capacity"
     return (
         f"- Frames copied by construction (warp `{copying['warp']}`, the model's level "
         f"{copying['fill_level']} where it is needed); {rule}. Remembered: {frames}."
+        f"{_changed_view_settings(view)}"
     )
+
+
+def _changed_view_settings(view: dict[str, Any]) -> str:
+    """The view settings that differ from the defaults, as a sentence (empty when none do).
+
+    A report must say how its frames were made: two runs that differ only in, say, ``draft_t``
+    otherwise read the same.
+    """
+    from dataclasses import fields
+
+    from models.warp.view import ViewSettings
+
+    defaults = {f.name: f.default for f in fields(ViewSettings)}
+    changed = [
+        f"`{name}` {json.dumps(value)}" for name, value in view.items() if defaults.get(name, value) != value
+    ]
+    return f" View settings other than the defaults: {', '.join(changed)}." if changed else ""
 
 
 def _strip_rows(evaluation: Evaluation) -> tuple[list[dict[str, Any]], list[str]]:

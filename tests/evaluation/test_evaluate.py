@@ -493,6 +493,8 @@ def test_view_memory_bounded_by_the_token_layout(tiny, tmp_path, monkeypatch):
     }  # fmt: skip
     text = (out / "report.md").read_text()
     assert "view memory bounded by the token layout" in text and "full-resolution 2-3 frames back" in text
+    assert "keeps only the context frames its layout" in text
+    assert "View settings other than the defaults: `fill_fraction` 0.5." in text
     # The shared memory is another config: refused in the same folder, accepted in a new one.
     assert main([*args, "--out", str(out)]) == 2
     calls.clear()
@@ -543,3 +545,20 @@ def test_paired_differences_of_the_first_system(tiny):
     )
     assert paired["framepack"]["all"]["n"] == VIDEOS
     assert "paired over the videos" in (tiny.out / "report.md").read_text()
+
+
+def test_report_names_the_view_settings_that_differ_from_the_defaults():
+    """Two runs that differ only in a view setting must not read the same in their reports."""
+    from evaluation.report import _copying_line
+
+    copying = {
+        "warp": "w",
+        "fill_level": 0,
+        "view_memory": "layout",
+        "view_remembers": {"millivid": "85-148"},
+    }
+    default = _copying_line({**copying, "view": {"fill_fraction": 0.05, "remember_shown": False}})
+    assert "View settings" not in default and "keeps only the context frames" in default
+    changed = _copying_line({**copying, "view": {"remember_shown": True, "draft_t": 0.6}})
+    assert "keeps only the context and shown frames" in changed
+    assert changed.endswith("View settings other than the defaults: `remember_shown` true, `draft_t` 0.6.")
